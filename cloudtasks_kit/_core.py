@@ -1,0 +1,247 @@
+"""The shared core of the sync and async facades: operations as generators, and the two drivers.
+
+An operation builds requests and decodes responses without doing any I/O: it yields a :class:`Call`
+(a transport method name and an official request message), receives the response (or has the kit's
+error thrown in), and returns the typed result. :func:`run` drives one over a sync transport,
+:func:`arun` over an async one. Everything above the seam is written once, here and in the modules it
+calls; the facades only choose a driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator, Mapping
+from typing import Any, Literal, TypeVar
+
+from google.cloud import tasks_v2
+
+from . import errors, rules
+from .names import parse_task_name
+from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig, build_queue_pb
+from .tasks import Task, TaskSpec, build_task
+from .transports.base import AsyncTransport, BatchCreateResult, BufferTaskRequest, Transport
+
+T = TypeVar("T")
+View = Literal["BASIC", "FULL"]
+
+
+class Call:
+    """One RPC an operation asks for: the transport method's name and its request."""
+
+    __slots__ = ("method", "request")
+
+    def __init__(self, method: str, request: Any) -> None:
+        self.method = method
+        self.request = request
+
+
+Op = Generator[Call, Any, T]
+
+_VIEWS = {"BASIC": 1, "FULL": 2}
+_PB_CREATE_TASK = tasks_v2.CreateTaskRequest.pb()
+
+
+def run(transport: Transport, op: Op[T]) -> T:
+    """Drive ``op`` over a sync transport, mapping transport errors to the kit's."""
+    try:
+        call = next(op)
+        while True:
+            try:
+                response = getattr(transport, call.method)(call.request)
+            except Exception as exc:
+                call = op.throw(_mapped(exc))
+            else:
+                call = op.send(response)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def arun(transport: AsyncTransport | Transport, op: Op[T]) -> T:
+    """Drive ``op`` over an async transport (or a sync one, see :class:`Transport`)."""
+    try:
+        call = next(op)
+        while True:
+            try:
+                method = getattr(transport, call.method)
+                if isinstance(transport, AsyncTransport):
+                    response = await method(call.request)
+                elif transport.blocking:
+                    response = await asyncio.to_thread(method, call.request)
+                else:
+                    response = method(call.request)
+            except Exception as exc:
+                call = op.throw(_mapped(exc))
+            else:
+                call = op.send(response)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+def _mapped(exc: Exception) -> errors.CloudTasksError:
+    mapped = errors.from_exception(exc)
+    if mapped is not exc:
+        mapped.__cause__ = exc
+    return mapped
+
+
+def view_number(view: View) -> int:
+    number = _VIEWS.get(view)
+    if number is None:
+        raise errors.ValidationError("view", view, "must be 'BASIC' or 'FULL'")
+    return number
+
+
+def task_name(queue_name: str, task: str | Task) -> str:
+    """A task's full name from its short id, its full name (in this queue) or a :class:`Task`."""
+    if isinstance(task, Task):
+        task = task.name
+    if "/" in task:
+        parsed = parse_task_name(task)
+        if parsed.queue_path != queue_name:
+            raise errors.ValidationError("task name", task, f"is not in the queue {queue_name}")
+        return task
+    return f"{queue_name}/tasks/{rules.check_task_id(task)}"
+
+
+# Tasks.
+
+
+def as_spec(url: str | TaskSpec, options: Mapping[str, Any]) -> TaskSpec:
+    """``create_task``'s arguments as a spec: a URL and keywords, or a ready spec alone."""
+    if isinstance(url, TaskSpec):
+        if options:
+            raise errors.UsageError(f"create_task(spec) takes no keywords (got {', '.join(sorted(options))})")
+        return url
+    return TaskSpec(url=url, **options)
+
+
+def create_task(
+    queue_name: str, spec: TaskSpec, *, now: float, limits: rules.Limits, view: View = "BASIC"
+) -> Op[Task]:
+    request = _PB_CREATE_TASK(parent=queue_name, response_view=view_number(view))
+    request.task.CopyFrom(build_task(spec, queue_name=queue_name, now=now, limits=limits))
+    response = yield Call("create_task", tasks_v2.CreateTaskRequest.wrap(request))
+    return Task.from_message(response)
+
+
+def get_task(name: str, view: View) -> Op[Task]:
+    response = yield Call("get_task", tasks_v2.GetTaskRequest(name=name, response_view=view_number(view)))
+    return Task.from_message(response)
+
+
+def run_task(name: str, view: View) -> Op[Task]:
+    response = yield Call("run_task", tasks_v2.RunTaskRequest(name=name, response_view=view_number(view)))
+    return Task.from_message(response)
+
+
+def delete_task(name: str) -> Op[None]:
+    yield Call("delete_task", tasks_v2.DeleteTaskRequest(name=name))
+
+
+def list_tasks_page(
+    queue_name: str, view: View, page_size: int | None, token: str
+) -> Op[tuple[list[Task], str]]:
+    if page_size is not None and not 1 <= page_size <= rules.LIST_TASKS_MAX_PAGE:
+        raise errors.ValidationError(
+            "page_size", page_size, f"must be between 1 and {rules.LIST_TASKS_MAX_PAGE}"
+        )
+    request = tasks_v2.ListTasksRequest(
+        parent=queue_name, response_view=view_number(view), page_size=page_size or 0, page_token=token
+    )
+    response = yield Call("list_tasks", request)
+    return [Task.from_message(t) for t in response.tasks], str(response.next_page_token)
+
+
+def buffer_task(request: BufferTaskRequest) -> Op[Task]:
+    response = yield Call("buffer_task", request)
+    return Task.from_message(response)
+
+
+def batch_create_tasks(queue_name: str, requests: list[Any]) -> Op[BatchCreateResult]:
+    request = tasks_v2.BatchCreateTasksRequest(parent=queue_name)
+    request.requests.extend(tasks_v2.CreateTaskRequest.wrap(r) for r in requests)
+    result: BatchCreateResult = yield Call("batch_create_tasks", request)
+    return result
+
+
+# Queues.
+
+
+def get_queue(name: str) -> Op[Queue]:
+    response = yield Call("get_queue", tasks_v2.GetQueueRequest(name=name))
+    return Queue.from_message(response)
+
+
+QueueConfig = tuple[RateLimits | None, RetryConfig | None, QueueHttpTarget | None]
+
+
+def create_queue(name: str, parent: str, config: QueueConfig) -> Op[Queue]:
+    queue, _ = build_queue_pb(name, *config)
+    return (yield from _create_queue(parent, queue))
+
+
+def update_queue(name: str, config: QueueConfig) -> Op[Queue]:
+    queue, paths = build_queue_pb(name, *config)
+    if not paths:
+        raise errors.UsageError("update needs at least one of rate_limits, retry and http_target")
+    return (yield from _update_queue(queue, paths))
+
+
+def ensure_queue(name: str, parent: str, config: QueueConfig) -> Op[Queue]:
+    """Create the queue, or bring an existing one to the given config; an unchanged queue is not written."""
+    wanted, paths = build_queue_pb(name, *config)
+    try:
+        current = yield from get_queue(name)
+    except errors.NotFound:
+        try:
+            return (yield from _create_queue(parent, wanted))
+        except errors.AlreadyExists:  # created meanwhile by someone else: compare and update as usual
+            current = yield from get_queue(name)
+    if not paths or _matches(current, wanted, paths):
+        return current
+    return (yield from _update_queue(wanted, paths))
+
+
+def _create_queue(parent: str, queue: Any) -> Op[Queue]:
+    request = tasks_v2.CreateQueueRequest(parent=parent, queue=tasks_v2.Queue.wrap(queue))
+    response = yield Call("create_queue", request)
+    return Queue.from_message(response)
+
+
+def _update_queue(queue: Any, paths: list[str]) -> Op[Queue]:
+    request = tasks_v2.UpdateQueueRequest(queue=tasks_v2.Queue.wrap(queue), update_mask={"paths": paths})
+    response = yield Call("update_queue", request)
+    return Queue.from_message(response)
+
+
+def _matches(current: Queue, wanted: Any, paths: list[str]) -> bool:
+    have = current._pb
+    for path in paths:
+        head, _, leaf = path.partition(".")
+        mine, theirs = getattr(have, head), getattr(wanted, head)
+        if leaf:
+            mine, theirs = getattr(mine, leaf), getattr(theirs, leaf)
+        if mine != theirs:
+            return False
+    return True
+
+
+def queue_state_call(method: str, name: str) -> Op[Queue]:
+    """Pause, resume or purge: the same request shape, by method name."""
+    request_type = {
+        "pause_queue": tasks_v2.PauseQueueRequest,
+        "resume_queue": tasks_v2.ResumeQueueRequest,
+        "purge_queue": tasks_v2.PurgeQueueRequest,
+    }[method]
+    response = yield Call(method, request_type(name=name))
+    return Queue.from_message(response)
+
+
+def delete_queue(name: str) -> Op[None]:
+    yield Call("delete_queue", tasks_v2.DeleteQueueRequest(name=name))
+
+
+def list_queues_page(parent: str, page_size: int | None, token: str) -> Op[tuple[list[Queue], str]]:
+    request = tasks_v2.ListQueuesRequest(parent=parent, page_size=page_size or 0, page_token=token)
+    response = yield Call("list_queues", request)
+    return [Queue.from_message(q) for q in response.queues], str(response.next_page_token)

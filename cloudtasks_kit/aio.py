@@ -1,0 +1,212 @@
+"""The asynchronous facade: :class:`AsyncCloudTasks`, the same surface as :class:`CloudTasks`, awaitable.
+
+It shares request building and response decoding with the sync facade (:mod:`cloudtasks_kit._core`);
+only the driver differs. The official async client binds to the event loop it is made in, so the default
+transport makes it lazily inside the running loop: an ``AsyncCloudTasks`` made at import time is fine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, overload
+
+from typing_extensions import Unpack
+
+from . import _core, rules
+from ._core import View
+from .client import emulator_addresses, resolve_location
+from .errors import UsageError
+from .names import QueueName, location_path
+from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
+from .tasks import Task, TaskOptions, TaskSpec
+from .transports.base import AsyncTransport, Transport
+
+__all__ = ["AsyncCloudTasks", "AsyncQueueHandle"]
+
+
+def _async_transport(
+    transport: AsyncTransport | Transport | str | None,
+    credentials: Any,
+    emulator_host: str | None,
+    client_options: Any,
+) -> AsyncTransport | Transport:
+    if isinstance(transport, (AsyncTransport, Transport)):
+        return transport
+    if transport in (None, "grpc"):
+        from .transports.grpc import AsyncGrpcTransport
+
+        host, rest = emulator_addresses(emulator_host)
+        return AsyncGrpcTransport(
+            credentials=credentials,
+            client_options=client_options,
+            emulator_host=host,
+            emulator_rest_host=rest,
+        )
+    raise UsageError(
+        f"transport {transport!r} must be 'grpc' or a transport instance "
+        "(the official client has no async REST; "
+        "pass RestTransport() to run it in worker threads)"
+    )
+
+
+class AsyncCloudTasks:
+    """Cloud Tasks for one project and location, with ``async`` methods.
+
+    Takes an :class:`~cloudtasks_kit.transports.AsyncTransport`, or a sync transport (the fake is called
+    straight from the loop; a blocking one runs in worker threads).
+
+    Example:
+        >>> tasks = AsyncCloudTasks(project="my-project", location="us-central1")  # doctest: +SKIP
+        >>> await tasks.queue("emails").create_task("https://worker.example.com/send")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        project: str | None = None,
+        location: str | None = None,
+        *,
+        transport: AsyncTransport | Transport | str | None = None,
+        credentials: Any = None,
+        emulator_host: str | None = None,
+        client_options: Any = None,
+        limits: rules.Limits = rules.DEFAULT_LIMITS,
+    ) -> None:
+        self.project, self.location = resolve_location(project, location)
+        self.transport = _async_transport(transport, credentials, emulator_host, client_options)
+        self.limits = limits
+
+    @property
+    def parent(self) -> str:
+        return location_path(self.project, self.location)
+
+    def queue(self, queue_id: str) -> AsyncQueueHandle:
+        """A handle on the queue ``queue_id`` (no I/O)."""
+        return AsyncQueueHandle(self, QueueName(self.project, self.location, rules.check_queue_id(queue_id)))
+
+    async def list_queues(self, *, page_size: int | None = None) -> AsyncIterator[Queue]:
+        """Every queue in the location, fetching pages as it goes."""
+        token = ""
+        while True:
+            queues, token = await _core.arun(
+                self.transport, _core.list_queues_page(self.parent, page_size, token)
+            )
+            for queue in queues:
+                yield queue
+            if not token:
+                return
+
+    async def close(self) -> None:
+        if isinstance(self.transport, AsyncTransport):
+            await self.transport.close()
+        else:
+            self.transport.close()
+
+    async def __aenter__(self) -> AsyncCloudTasks:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        kind = type(self.transport).__name__
+        return f"AsyncCloudTasks(project={self.project!r}, location={self.location!r}, transport={kind})"
+
+
+class AsyncQueueHandle:
+    """One queue, with ``async`` methods. Get one from :meth:`AsyncCloudTasks.queue`."""
+
+    def __init__(self, client: AsyncCloudTasks, name: QueueName) -> None:
+        self.client = client
+        self.name = name.path
+        self.id = name.queue
+
+    def __repr__(self) -> str:
+        return f"AsyncQueueHandle({self.name!r})"
+
+    async def _run(self, op: _core.Op[_core.T]) -> _core.T:
+        return await _core.arun(self.client.transport, op)
+
+    # Tasks.
+
+    @overload
+    async def create_task(self, spec: TaskSpec, /) -> Task: ...
+
+    @overload
+    async def create_task(self, url: str, /, **options: Unpack[TaskOptions]) -> Task: ...
+
+    async def create_task(self, url: str | TaskSpec, /, **options: Unpack[TaskOptions]) -> Task:
+        """Create an HTTP task; see :meth:`QueueHandle.create_task`."""
+        spec = _core.as_spec(url, options)
+        transport = self.client.transport
+        return await self._run(
+            _core.create_task(self.name, spec, now=transport.now(), limits=self.client.limits)
+        )
+
+    async def get_task(self, task: str | Task, *, view: View = "BASIC") -> Task:
+        return await self._run(_core.get_task(_core.task_name(self.name, task), view))
+
+    async def list_tasks(self, *, view: View = "BASIC", page_size: int | None = None) -> AsyncIterator[Task]:
+        token = ""
+        while True:
+            tasks, token = await self._run(_core.list_tasks_page(self.name, view, page_size, token))
+            for task in tasks:
+                yield task
+            if not token:
+                return
+
+    async def delete_task(self, task: str | Task) -> None:
+        await self._run(_core.delete_task(_core.task_name(self.name, task)))
+
+    async def run_task(self, task: str | Task, *, view: View = "BASIC") -> Task:
+        return await self._run(_core.run_task(_core.task_name(self.name, task), view))
+
+    # Administration.
+
+    async def create(
+        self,
+        *,
+        rate_limits: RateLimits | None = None,
+        retry: RetryConfig | None = None,
+        http_target: QueueHttpTarget | None = None,
+    ) -> Queue:
+        return await self._run(
+            _core.create_queue(self.name, self.client.parent, (rate_limits, retry, http_target))
+        )
+
+    async def ensure(
+        self,
+        *,
+        rate_limits: RateLimits | None = None,
+        retry: RetryConfig | None = None,
+        http_target: QueueHttpTarget | None = None,
+    ) -> Queue:
+        return await self._run(
+            _core.ensure_queue(self.name, self.client.parent, (rate_limits, retry, http_target))
+        )
+
+    async def update(
+        self,
+        *,
+        rate_limits: RateLimits | None = None,
+        retry: RetryConfig | None = None,
+        http_target: QueueHttpTarget | None = None,
+    ) -> Queue:
+        return await self._run(_core.update_queue(self.name, (rate_limits, retry, http_target)))
+
+    async def get(self) -> Queue:
+        return await self._run(_core.get_queue(self.name))
+
+    async def pause(self) -> Queue:
+        return await self._run(_core.queue_state_call("pause_queue", self.name))
+
+    async def resume(self) -> Queue:
+        return await self._run(_core.queue_state_call("resume_queue", self.name))
+
+    async def purge(self) -> Queue:
+        return await self._run(_core.queue_state_call("purge_queue", self.name))
+
+    async def delete(self) -> None:
+        await self._run(_core.delete_queue(self.name))

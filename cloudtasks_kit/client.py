@@ -1,0 +1,239 @@
+"""The synchronous facade: :class:`CloudTasks` and its queue handles."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, overload
+
+from typing_extensions import Unpack
+
+from . import _core, rules
+from ._core import View
+from .errors import UsageError
+from .names import QueueName, location_path
+from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
+from .tasks import Task, TaskOptions, TaskSpec
+from .transports.base import Transport
+
+__all__ = ["CloudTasks", "QueueHandle"]
+
+EMULATOR_HOST_ENV = "CLOUDTASKS_EMULATOR_HOST"
+EMULATOR_REST_HOST_ENV = "CLOUDTASKS_EMULATOR_REST_HOST"
+
+
+def resolve_location(project: str | None, location: str | None) -> tuple[str, str]:
+    """Project and location from the arguments, else ``GOOGLE_CLOUD_PROJECT`` / ``CLOUDTASKS_LOCATION``."""
+    project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("CLOUDSDK_CORE_PROJECT")
+    location = location or os.environ.get("CLOUDTASKS_LOCATION")
+    if not project:
+        raise UsageError("CloudTasks needs a project: pass project=... or set GOOGLE_CLOUD_PROJECT")
+    if not location:
+        raise UsageError(
+            "CloudTasks needs a location (e.g. 'us-central1'): pass location=... or set CLOUDTASKS_LOCATION"
+        )
+    return rules.check_project_id(project), rules.check_location_id(location)
+
+
+def emulator_addresses(emulator_host: str | None) -> tuple[str | None, str | None]:
+    """The emulator's gRPC and REST addresses, from the argument or the environment."""
+    host = emulator_host or os.environ.get(EMULATOR_HOST_ENV) or None
+    rest = os.environ.get(EMULATOR_REST_HOST_ENV) or None
+    return host, rest
+
+
+def _sync_transport(
+    transport: Transport | str | None, credentials: Any, emulator_host: str | None, client_options: Any
+) -> Transport:
+    if isinstance(transport, Transport):
+        return transport
+    host, rest = emulator_addresses(emulator_host)
+    if transport in (None, "grpc"):
+        from .transports.grpc import GrpcTransport
+
+        return GrpcTransport(
+            credentials=credentials,
+            client_options=client_options,
+            emulator_host=host,
+            emulator_rest_host=rest,
+        )
+    if transport == "rest":
+        from .transports.rest import RestTransport
+
+        return RestTransport(
+            credentials=credentials,
+            client_options=client_options,
+            emulator_host=host,
+            emulator_rest_host=rest,
+        )
+    raise UsageError(f"transport {transport!r} must be 'grpc', 'rest' or a Transport instance")
+
+
+class CloudTasks:
+    """Cloud Tasks for one project and location.
+
+    With no ``transport`` it uses the official gRPC client with application default credentials, or
+    the emulator when ``emulator_host`` (or ``CLOUDTASKS_EMULATOR_HOST``) names one.
+
+    Example:
+        >>> tasks = CloudTasks(project="my-project", location="us-central1")  # doctest: +SKIP
+        >>> emails = tasks.queue("emails")  # doctest: +SKIP
+        >>> emails.create_task("https://worker.example.com/send", json={"to": "a@b.c"})  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        project: str | None = None,
+        location: str | None = None,
+        *,
+        transport: Transport | str | None = None,
+        credentials: Any = None,
+        emulator_host: str | None = None,
+        client_options: Any = None,
+        limits: rules.Limits = rules.DEFAULT_LIMITS,
+    ) -> None:
+        self.project, self.location = resolve_location(project, location)
+        self.transport = _sync_transport(transport, credentials, emulator_host, client_options)
+        self.limits = limits
+
+    @property
+    def parent(self) -> str:
+        """``projects/P/locations/L``."""
+        return location_path(self.project, self.location)
+
+    def queue(self, queue_id: str) -> QueueHandle:
+        """A handle on the queue ``queue_id`` (no I/O: the queue need not exist yet)."""
+        return QueueHandle(self, QueueName(self.project, self.location, rules.check_queue_id(queue_id)))
+
+    def list_queues(self, *, page_size: int | None = None) -> Iterator[Queue]:
+        """Every queue in the location, fetching pages as it goes."""
+        token = ""
+        while True:
+            queues, token = self._run(_core.list_queues_page(self.parent, page_size, token))
+            yield from queues
+            if not token:
+                return
+
+    def _run(self, op: _core.Op[_core.T]) -> _core.T:
+        return _core.run(self.transport, op)
+
+    def close(self) -> None:
+        """Close the transport's connections."""
+        self.transport.close()
+
+    def __enter__(self) -> CloudTasks:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        kind = type(self.transport).__name__
+        return f"CloudTasks(project={self.project!r}, location={self.location!r}, transport={kind})"
+
+
+class QueueHandle:
+    """One queue: its tasks and its administration. Get one from :meth:`CloudTasks.queue`."""
+
+    def __init__(self, client: CloudTasks, name: QueueName) -> None:
+        self.client = client
+        self.name = name.path
+        self.id = name.queue
+
+    def __repr__(self) -> str:
+        return f"QueueHandle({self.name!r})"
+
+    def _run(self, op: _core.Op[_core.T]) -> _core.T:
+        return _core.run(self.client.transport, op)
+
+    # Tasks.
+
+    @overload
+    def create_task(self, spec: TaskSpec, /) -> Task: ...
+
+    @overload
+    def create_task(self, url: str, /, **options: Unpack[TaskOptions]) -> Task: ...
+
+    def create_task(self, url: str | TaskSpec, /, **options: Unpack[TaskOptions]) -> Task:
+        """Create an HTTP task from a URL and the keywords of :class:`TaskSpec`, or from a spec.
+
+        Example:
+            ``queue.create_task("https://w.example.com/send", json={"id": 1}, delay=timedelta(minutes=5))``
+        """
+        spec = _core.as_spec(url, options)
+        transport = self.client.transport
+        return self._run(_core.create_task(self.name, spec, now=transport.now(), limits=self.client.limits))
+
+    def get_task(self, task: str | Task, *, view: View = "BASIC") -> Task:
+        """A task by id (or full name); ``view="FULL"`` includes the body."""
+        return self._run(_core.get_task(_core.task_name(self.name, task), view))
+
+    def list_tasks(self, *, view: View = "BASIC", page_size: int | None = None) -> Iterator[Task]:
+        """Every task in the queue, fetching pages as it goes."""
+        token = ""
+        while True:
+            tasks, token = self._run(_core.list_tasks_page(self.name, view, page_size, token))
+            yield from tasks
+            if not token:
+                return
+
+    def delete_task(self, task: str | Task) -> None:
+        """Delete a task; its id stays taken for a while (see :class:`~cloudtasks_kit.rules.Limits`)."""
+        self._run(_core.delete_task(_core.task_name(self.name, task)))
+
+    def run_task(self, task: str | Task, *, view: View = "BASIC") -> Task:
+        """Dispatch a task now, ignoring rate limits and a paused queue."""
+        return self._run(_core.run_task(_core.task_name(self.name, task), view))
+
+    # Administration.
+
+    def create(
+        self,
+        *,
+        rate_limits: RateLimits | None = None,
+        retry: RetryConfig | None = None,
+        http_target: QueueHttpTarget | None = None,
+    ) -> Queue:
+        """Create the queue; ``AlreadyExists`` if it exists."""
+        return self._run(_core.create_queue(self.name, self.client.parent, (rate_limits, retry, http_target)))
+
+    def ensure(
+        self,
+        *,
+        rate_limits: RateLimits | None = None,
+        retry: RetryConfig | None = None,
+        http_target: QueueHttpTarget | None = None,
+    ) -> Queue:
+        """Create the queue if missing, else update the fields given where they differ. Idempotent."""
+        return self._run(_core.ensure_queue(self.name, self.client.parent, (rate_limits, retry, http_target)))
+
+    def update(
+        self,
+        *,
+        rate_limits: RateLimits | None = None,
+        retry: RetryConfig | None = None,
+        http_target: QueueHttpTarget | None = None,
+    ) -> Queue:
+        """Update only the fields given (and, within them, only the attributes set)."""
+        return self._run(_core.update_queue(self.name, (rate_limits, retry, http_target)))
+
+    def get(self) -> Queue:
+        return self._run(_core.get_queue(self.name))
+
+    def pause(self) -> Queue:
+        """Stop dispatching; tasks can still be added."""
+        return self._run(_core.queue_state_call("pause_queue", self.name))
+
+    def resume(self) -> Queue:
+        return self._run(_core.queue_state_call("resume_queue", self.name))
+
+    def purge(self) -> Queue:
+        """Delete every task in the queue."""
+        return self._run(_core.queue_state_call("purge_queue", self.name))
+
+    def delete(self) -> None:
+        """Delete the queue and its tasks; its name stays taken for a few days."""
+        self._run(_core.delete_queue(self.name))

@@ -1,0 +1,241 @@
+"""The emulator: one engine behind a gRPC server, a REST server and real HTTP delivery, on one event loop.
+
+Embedded (tests, the demo)::
+
+    with Emulator() as emulator:               # 127.0.0.1, free ports
+        tasks = emulator.client()              # CloudTasks over gRPC to it
+        ...
+        emulator.wait_for_deliveries(3)
+
+As a command: ``cloudtasks-kit emulator`` (see :func:`serve`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .. import rules
+from ..engine.clock import SystemClock
+from ..engine.driver import Delivery
+from ..engine.engine import Engine
+from ..engine.faults import Faults
+from ..engine.tokens import TokenSigner
+from .service import Service
+
+if TYPE_CHECKING:
+    from ..aio import AsyncCloudTasks
+    from ..client import CloudTasks
+
+__all__ = ["Emulator"]
+
+T = TypeVar("T")
+
+
+class Emulator:
+    """Cloud Tasks on your machine: the official clients talk to it unchanged, and it really delivers.
+
+    Args:
+        host: the address both servers listen on.
+        port: the gRPC port (0: a free one).
+        rest_port: the REST port (0: a free one).
+        limits: the configurable service limits.
+        signer: the key that signs OIDC tokens (a new one by default).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rest_port: int = 0,
+        limits: rules.Limits = rules.DEFAULT_LIMITS,
+        signer: TokenSigner | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.host = host
+        self._ports = (port, rest_port)
+        self.engine = Engine(SystemClock(), limits=limits, signer=signer or TokenSigner(), seed=seed)
+        self.faults = Faults()
+        self.service = Service(self.engine, self.faults)
+        self.port = 0
+        self.rest_port = 0
+        self.deliveries: list[Delivery] = []
+        self._delivered = threading.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: Callable[[], Any] | None = None
+
+    # Addresses.
+
+    @property
+    def grpc_address(self) -> str:
+        """``host:port`` for ``CLOUDTASKS_EMULATOR_HOST``."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def rest_address(self) -> str:
+        """``host:port`` of the REST server (``CLOUDTASKS_EMULATOR_REST_HOST``)."""
+        return f"{self.host}:{self.rest_port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.rest_address}"
+
+    @property
+    def certs_url(self) -> str:
+        """Where the certificates of the emulator's OIDC tokens are (``{kid: PEM}``)."""
+        return f"{self.rest_url}/certs"
+
+    def environment(self) -> dict[str, str]:
+        """The environment variables that point the kit at this emulator."""
+        return {
+            "CLOUDTASKS_EMULATOR_HOST": self.grpc_address,
+            "CLOUDTASKS_EMULATOR_REST_HOST": self.rest_address,
+        }
+
+    # Running on the current event loop.
+
+    async def start_async(self) -> None:
+        """Start both servers and delivery on the running loop."""
+        from aiohttp import web
+
+        from .dispatcher import RealtimeDispatcher
+        from .grpc_server import start_grpc_server
+        from .rest_server import make_rest_app
+
+        grpc_server, self.port = await start_grpc_server(self.service, self.host, self._ports[0])
+        max_body = self.engine.limits.max_task_bytes * 2 + 64 * 1024
+        runner = web.AppRunner(make_rest_app(self.service, max_body=max_body), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self._ports[1])
+        await site.start()
+        self.rest_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        dispatcher = RealtimeDispatcher(self.engine, on_delivery=self._record)
+        delivering = asyncio.create_task(dispatcher.run())
+
+        async def stop() -> None:
+            delivering.cancel()
+            await asyncio.gather(delivering, return_exceptions=True)
+            await runner.cleanup()
+            await grpc_server.stop(grace=0.5)
+
+        self._stop = stop
+
+    async def stop_async(self) -> None:
+        if self._stop is not None:
+            stop, self._stop = self._stop, None
+            await stop()
+
+    def _record(self, delivery: Delivery) -> None:
+        with self._delivered:
+            self.deliveries.append(delivery)
+            self._delivered.notify_all()
+
+    # Running in a background thread.
+
+    def start(self) -> Emulator:
+        """Start in a background thread with its own event loop; returns once both servers listen."""
+        if self._thread is not None:
+            raise RuntimeError("the emulator is already running")
+        loop = asyncio.new_event_loop()
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def main() -> None:
+            asyncio.set_event_loop(loop)
+
+            async def boot() -> None:
+                try:
+                    await self.start_async()
+                except BaseException as exc:
+                    started.set_exception(exc)
+                    raise
+                started.set_result(None)
+
+            loop.run_until_complete(boot())
+            loop.run_forever()
+            loop.run_until_complete(self.stop_async())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=main, name="cloudtasks-kit-emulator", daemon=True)
+        self._thread.start()
+        try:
+            started.result(timeout=30)
+        except BaseException:
+            self._thread.join(timeout=5)
+            self._thread = None
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the servers and delivery, and the background thread."""
+        if self._thread is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def run(self, fn: Callable[[Engine], T]) -> T:
+        """Run ``fn(engine)`` on the emulator's loop and return its result (the engine is not thread-safe)."""
+        if self._loop is None or self._thread is None:
+            return fn(self.engine)
+
+        async def call() -> T:
+            return fn(self.engine)
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=30)
+
+    def wait_for_deliveries(self, count: int, *, timeout: float = 10.0) -> list[Delivery]:
+        """Block until at least ``count`` attempts have been made; returns them all."""
+        deadline = time.monotonic() + timeout
+        with self._delivered:
+            while len(self.deliveries) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{len(self.deliveries)} of {count} deliveries after {timeout} s")
+                self._delivered.wait(left)
+            return list(self.deliveries)
+
+    # Clients.
+
+    def client(
+        self,
+        project: str = "local-project",
+        location: str = "us-central1",
+        *,
+        transport: str = "grpc",
+        **options: Any,
+    ) -> CloudTasks:
+        """A :class:`~cloudtasks_kit.CloudTasks` talking to this emulator (``transport``: grpc or rest)."""
+        from ..client import CloudTasks
+        from ..transports.grpc import GrpcTransport
+        from ..transports.rest import RestTransport
+
+        kind = {"grpc": GrpcTransport, "rest": RestTransport}[transport]
+        return CloudTasks(
+            project,
+            location,
+            transport=kind(emulator_host=self.grpc_address, emulator_rest_host=self.rest_address),
+            **options,
+        )
+
+    def async_client(
+        self, project: str = "local-project", location: str = "us-central1", **options: Any
+    ) -> AsyncCloudTasks:
+        """An :class:`~cloudtasks_kit.AsyncCloudTasks` talking to this emulator over gRPC."""
+        from ..aio import AsyncCloudTasks
+        from ..transports.grpc import AsyncGrpcTransport
+
+        transport = AsyncGrpcTransport(emulator_host=self.grpc_address, emulator_rest_host=self.rest_address)
+        return AsyncCloudTasks(project, location, transport=transport, **options)

@@ -1,0 +1,164 @@
+"""What one attempt sends, and what came back: pure functions from task and queue to an HTTP request.
+
+The queue-level HTTP target (URI override, method, header overrides, auth) applies here, at delivery,
+as it does in the service; so do the ``X-CloudTasks-*`` headers, ``User-Agent`` and the token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .. import rules
+from ..errors import StatusCode, code_for_http
+
+__all__ = ["Dispatch", "Outcome", "apply_uri_override", "build_headers", "effective_auth", "effective_target"]
+
+
+@dataclasses.dataclass
+class Dispatch:
+    """One attempt to deliver a task: the HTTP request to send and the attempt's bookkeeping.
+
+    Attributes:
+        task_name: the task's full name.
+        queue_name: the queue's full name.
+        method, url, headers, body: the HTTP request.
+        deadline: seconds the target has to answer (the task's dispatch deadline).
+        retry_count: attempts made before this one (``X-CloudTasks-TaskRetryCount``).
+        schedule_time: when the attempt was due; dispatch_time: when it was sent (engine clock).
+    """
+
+    task_name: str
+    queue_name: str
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    deadline: float
+    retry_count: int
+    schedule_time: float
+    dispatch_time: float
+    forced: bool = False
+    record: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def task_id(self) -> str:
+        return self.task_name.rsplit("/", 1)[-1]
+
+    @property
+    def queue_id(self) -> str:
+        return self.queue_name.rsplit("/", 1)[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What an attempt got: an HTTP status, or none (``error`` says why: timeout, refused...)."""
+
+    status: int | None
+    retry_after: float | None = None
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    def rpc_status(self) -> tuple[int, str]:
+        """The ``google.rpc.Status`` code and message recorded in the task's ``last_attempt``."""
+        if self.status is None:
+            code = (
+                StatusCode.DEADLINE_EXCEEDED if self.error == "DEADLINE_EXCEEDED" else StatusCode.UNAVAILABLE
+            )
+            return int(code), self.error or "no response"
+        return int(code_for_http(self.status)), f"HTTP status {self.status}"
+
+    def retry_reason(self) -> str:
+        """The ``X-CloudTasks-TaskRetryReason`` the next attempt carries (the service does not publish its
+        values; these name the cause plainly)."""
+        if self.status is None:
+            return self.error or "UNREACHABLE"
+        return f"HTTP status {self.status}"
+
+
+def apply_uri_override(url: str, override: Any) -> str:
+    """Rewrite ``url`` with a queue's ``UriOverride`` protobuf (only the parts it sets).
+
+    ``IF_NOT_EXISTS`` fills a task that has no URL; ``ALWAYS`` (the default) rewrites every task.
+    """
+    if override.uri_override_enforce_mode == 1 and url:
+        return url
+    parts = urlsplit(url or "https://placeholder.invalid/")
+    scheme = {1: "http", 2: "https"}.get(override.scheme, parts.scheme or "https")
+    host = override.host or parts.hostname or ""
+    port = override.port or (parts.port if not override.host else None)
+    netloc = f"{host}:{port}" if port else host
+    path = override.path_override.path if override.HasField("path_override") else parts.path
+    query = override.query_override.query_params if override.HasField("query_override") else parts.query
+    return str(urlunsplit((scheme, netloc, path or "/", query, "")))
+
+
+def build_headers(
+    task: Any,
+    queue: Any,
+    *,
+    retry_count: int,
+    execution_count: int,
+    previous_response: int | None,
+    retry_reason: str | None,
+    eta: float,
+    authorization: str | None,
+) -> dict[str, str]:
+    """The headers of one attempt, in the order a reader expects: the task's, the queue's, the service's."""
+    headers: dict[str, str] = {}
+    lowered: dict[str, str] = {}
+
+    def put(name: str, value: str) -> None:
+        old = lowered.get(name.lower())
+        if old is not None:
+            del headers[old]
+        headers[name] = value
+        lowered[name.lower()] = name
+
+    for name, value in task.http_request.headers.items():
+        if not rules.reserved_header(name):
+            put(name, value)
+    for override in queue.http_target.header_overrides:
+        if not rules.reserved_header(override.header.key):
+            put(override.header.key, override.header.value)
+    put("User-Agent", rules.USER_AGENT)
+    put("X-CloudTasks-QueueName", queue.name.rsplit("/", 1)[-1])
+    put("X-CloudTasks-TaskName", task.name.rsplit("/", 1)[-1])
+    put("X-CloudTasks-TaskRetryCount", str(retry_count))
+    put("X-CloudTasks-TaskExecutionCount", str(execution_count))
+    put("X-CloudTasks-TaskETA", f"{eta:.6f}")
+    if retry_count > 0:
+        put("X-CloudTasks-TaskPreviousResponse", str(previous_response or 0))
+        put("X-CloudTasks-TaskRetryReason", retry_reason or "")
+    if authorization is not None:
+        put("Authorization", authorization)
+    return headers
+
+
+def effective_auth(task: Any, queue: Any) -> tuple[str, Any] | None:
+    """``("oidc", OidcToken)`` or ``("oauth", OAuthToken)``: the queue's auth overrides the task's."""
+    target = queue.http_target
+    if target.HasField("oidc_token"):
+        return "oidc", target.oidc_token
+    if target.HasField("oauth_token"):
+        return "oauth", target.oauth_token
+    request = task.http_request
+    if request.HasField("oidc_token"):
+        return "oidc", request.oidc_token
+    if request.HasField("oauth_token"):
+        return "oauth", request.oauth_token
+    return None
+
+
+def effective_target(task: Any, queue: Any) -> tuple[str, str]:
+    """The method and URL an attempt uses, after the queue-level overrides."""
+    target = queue.http_target
+    url = task.http_request.url
+    if target.HasField("uri_override"):
+        url = apply_uri_override(url, target.uri_override)
+    method_number = target.http_method or task.http_request.http_method
+    return rules.METHOD_NAMES[method_number], url

@@ -1,0 +1,150 @@
+"""The engine's records: one per queue and one per task, holding the official protobufs."""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from google.cloud import tasks_v2
+
+from .._convert import set_seconds, to_seconds
+from .scheduling import TokenBucket, burst_size_for
+
+PB_QUEUE = tasks_v2.Queue.pb()
+PB_TASK = tasks_v2.Task.pb()
+
+RUNNING, PAUSED, DISABLED = 1, 2, 3
+
+# Defaults commonly reported for queues created through the API (not officially published).
+DEFAULT_RATE = 500.0
+DEFAULT_CONCURRENT = 1000
+DEFAULT_MAX_ATTEMPTS = 100
+DEFAULT_MIN_BACKOFF = 0.1
+DEFAULT_MAX_BACKOFF = 3600.0
+DEFAULT_MAX_DOUBLINGS = 16
+
+
+class TaskRecord:
+    """A task in the engine: its protobuf (as ``GetTask`` FULL would show it) and delivery state."""
+
+    __slots__ = (
+        "alive",
+        "eta",
+        "executions",
+        "first_attempt_time",
+        "forced",
+        "id",
+        "in_flight",
+        "pb",
+        "previous_response",
+        "queue",
+        "retry_reason",
+        "seq",
+        "version",
+    )
+
+    def __init__(self, pb: Any, queue: QueueRecord, task_id: str, seq: int) -> None:
+        self.pb = pb
+        self.queue = queue
+        self.id = task_id
+        self.seq = seq
+        self.version = seq
+        self.eta = to_seconds(pb.schedule_time)
+        self.alive = True
+        self.in_flight = False
+        self.forced = False
+        self.executions = 0
+        self.first_attempt_time: float | None = None
+        self.previous_response: int | None = None
+        self.retry_reason: str | None = None
+
+    def reschedule(self, eta: float, version: int) -> None:
+        self.eta = eta
+        self.version = version
+        set_seconds(self.pb.schedule_time, eta)
+        heapq.heappush(self.queue.heap, (eta, version, self))
+
+
+class QueueRecord:
+    """A queue in the engine: its protobuf, its tasks in creation order, and its dispatch state."""
+
+    __slots__ = ("bucket", "heap", "hold_until", "in_flight", "pb", "tasks")
+
+    def __init__(self, pb: Any, now: float) -> None:
+        self.pb = pb
+        self.tasks: dict[str, TaskRecord] = {}
+        self.heap: list[tuple[float, int, TaskRecord]] = []
+        rate = pb.rate_limits.max_dispatches_per_second
+        self.bucket = TokenBucket(rate, pb.rate_limits.max_burst_size, now)
+        self.in_flight = 0
+        self.hold_until = 0.0
+
+    @property
+    def name(self) -> str:
+        return str(self.pb.name)
+
+    def config_changed(self, now: float) -> None:
+        limits = self.pb.rate_limits
+        self.bucket.reconfigure(limits.max_dispatches_per_second, limits.max_burst_size, now)
+
+    def top(self) -> TaskRecord | None:
+        """The task due first, dropping heap entries that no longer count (deleted, rescheduled, running)."""
+        heap = self.heap
+        while heap:
+            _, version, record = heap[0]
+            if record.alive and record.version == version and not record.in_flight:
+                return record
+            heapq.heappop(heap)
+        return None
+
+
+def fill_queue_defaults(queue: Any) -> None:
+    """What the service picks for the fields a new queue leaves out."""
+    limits = queue.rate_limits
+    if not limits.max_dispatches_per_second:
+        limits.max_dispatches_per_second = DEFAULT_RATE
+    if not limits.max_concurrent_dispatches:
+        limits.max_concurrent_dispatches = DEFAULT_CONCURRENT
+    limits.max_burst_size = burst_size_for(limits.max_dispatches_per_second)
+    retry = queue.retry_config
+    if not retry.max_attempts:
+        retry.max_attempts = DEFAULT_MAX_ATTEMPTS
+    if not retry.HasField("min_backoff"):
+        set_seconds(retry.min_backoff, DEFAULT_MIN_BACKOFF)
+    if not retry.HasField("max_backoff"):
+        set_seconds(retry.max_backoff, DEFAULT_MAX_BACKOFF)
+    if not retry.max_doublings:
+        retry.max_doublings = DEFAULT_MAX_DOUBLINGS
+    if not retry.HasField("max_retry_duration"):
+        retry.max_retry_duration.seconds = 0
+    if not queue.state:
+        queue.state = RUNNING
+
+
+def effective_retry(task: Any, queue: Any) -> tuple[int, float, float, float, int]:
+    """``(max_attempts, max_retry_duration, min_backoff, max_backoff, max_doublings)`` for a task:
+    the fields its own ``retry_config`` sets, the queue's for the rest."""
+    queue_config = queue.retry_config
+    own = task.retry_config if task.HasField("retry_config") else None
+
+    def pick(name: str) -> Any:
+        if own is not None:
+            value = getattr(own, name)
+            if name in _DURATIONS:
+                if own.HasField(name):
+                    return to_seconds(value)
+            elif value:
+                return value
+        value = getattr(queue_config, name)
+        return to_seconds(value) if name in _DURATIONS else value
+
+    return (
+        int(pick("max_attempts")),
+        float(pick("max_retry_duration")),
+        float(pick("min_backoff")),
+        float(pick("max_backoff")),
+        int(pick("max_doublings")),
+    )
+
+
+_DURATIONS = frozenset({"max_retry_duration", "min_backoff", "max_backoff"})

@@ -1,0 +1,78 @@
+"""Resource names: ``projects/P/locations/L/queues/Q[/tasks/T]``, built and parsed in one place."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from . import rules
+from .errors import ValidationError
+
+__all__ = ["QueueName", "TaskName", "location_path", "parse_queue_name", "parse_task_name"]
+
+
+class QueueName(NamedTuple):
+    """The parts of a queue's full name."""
+
+    project: str
+    location: str
+    queue: str
+
+    @property
+    def path(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/queues/{self.queue}"
+
+    @property
+    def parent(self) -> str:
+        return location_path(self.project, self.location)
+
+
+class TaskName(NamedTuple):
+    """The parts of a task's full name."""
+
+    project: str
+    location: str
+    queue: str
+    task: str
+
+    @property
+    def path(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/queues/{self.queue}/tasks/{self.task}"
+
+    @property
+    def queue_path(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/queues/{self.queue}"
+
+
+def location_path(project: str, location: str) -> str:
+    return f"projects/{project}/locations/{location}"
+
+
+def parse_location_name(name: str, *, field: str = "parent") -> tuple[str, str]:
+    """``projects/P/locations/L`` -> ``(P, L)``."""
+    parts = name.split("/") if isinstance(name, str) else []
+    if len(parts) != 4 or parts[0] != "projects" or parts[2] != "locations":
+        raise ValidationError(field, name, "must look like 'projects/PROJECT/locations/LOCATION'")
+    return rules.check_project_id(parts[1]), rules.check_location_id(parts[3])
+
+
+def parse_queue_name(name: str, *, field: str = "queue name") -> QueueName:
+    """``projects/P/locations/L/queues/Q`` -> :class:`QueueName`, each part checked."""
+    parts = name.split("/") if isinstance(name, str) else []
+    if len(parts) != 6 or parts[0] != "projects" or parts[2] != "locations" or parts[4] != "queues":
+        raise ValidationError(
+            field, name, "must look like 'projects/PROJECT/locations/LOCATION/queues/QUEUE'"
+        )
+    return QueueName(
+        rules.check_project_id(parts[1]), rules.check_location_id(parts[3]), rules.check_queue_id(parts[5])
+    )
+
+
+def parse_task_name(name: str, *, field: str = "task name") -> TaskName:
+    """``projects/P/locations/L/queues/Q/tasks/T`` -> :class:`TaskName`, each part checked."""
+    parts = name.split("/") if isinstance(name, str) else []
+    if len(parts) != 8 or parts[6] != "tasks":
+        raise ValidationError(
+            field, name, "must look like 'projects/PROJECT/locations/LOCATION/queues/QUEUE/tasks/TASK'"
+        )
+    queue = parse_queue_name("/".join(parts[:6]), field=field)
+    return TaskName(*queue, rules.check_task_id(parts[7]))

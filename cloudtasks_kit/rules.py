@@ -1,0 +1,357 @@
+"""The service's limits and formats, written once.
+
+The builders call these before any I/O; the engine behind the fake and the emulator calls the very same
+functions and answers ``INVALID_ARGUMENT`` with the message they produce. Each check raises
+:class:`~cloudtasks_kit.errors.ValidationError` naming the field, the bad value and the rule.
+
+The checks on whole messages take the raw protobuf (``tasks_v2.Task.pb(task)``), which is what both the
+builders and the engine hold; reading it is a C call per field.
+
+Where the sources disagree on a number (see ``shared/service-rules.md``), it lives in :class:`Limits`
+with the default named there, so a user can match what their project sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from ._convert import to_seconds
+from .errors import ValidationError
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Limits",
+    "check_aware",
+    "check_dispatch_deadline",
+    "check_headers",
+    "check_location_id",
+    "check_project_id",
+    "check_queue_id",
+    "check_queue_message",
+    "check_task_id",
+    "check_task_message",
+    "check_url",
+    "reserved_header",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Numbers that differ between sources, or that a test may want smaller.
+
+    Attributes:
+        max_task_bytes: largest task (the serialised message). The API reference says 100 KB, the quotas
+            page 1 MB; 1 MiB by default for HTTP tasks.
+        max_header_bytes: total size of a task's header names and values (under 80 KB).
+        task_tombstone: how long a deleted or finished task's id stays taken (~1 hour documented; the
+            client docstring says up to 24 hours).
+        queue_tombstone: how long a deleted queue's name stays taken (3 to 7 days).
+        min_dispatch_deadline: the shortest dispatch deadline an HTTP task may have (15 seconds; lower it
+            only to test timeouts quickly on the fake or the emulator).
+    """
+
+    max_task_bytes: int = 1024 * 1024
+    max_header_bytes: int = 80 * 1024
+    task_tombstone: timedelta = timedelta(hours=1)
+    queue_tombstone: timedelta = timedelta(days=3)
+    min_dispatch_deadline: timedelta = timedelta(seconds=15)
+
+
+DEFAULT_LIMITS = Limits()
+
+# Formats and fixed limits (the service documents one value for each).
+TASK_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,500}")
+QUEUE_ID_RE = re.compile(r"[A-Za-z0-9-]{1,100}")
+PROJECT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,99}")
+LOCATION_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
+MAX_URL_LENGTH = 2083
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+TASK_MAX_AGE = timedelta(days=31)
+MAX_DISPATCH_DEADLINE = timedelta(minutes=30)
+DEFAULT_DISPATCH_DEADLINE = timedelta(minutes=10)
+MAX_DISPATCHES_PER_SECOND = 500.0
+MAX_CONCURRENT_DISPATCHES = 5000
+BATCH_CREATE_MAX = 100
+BATCH_DELETE_MAX = 1000
+LIST_TASKS_MAX_PAGE = 1000
+LIST_QUEUES_MAX_PAGE = 9800
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+HttpMethod = Literal["POST", "GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+# HttpMethod enum values (google.cloud.tasks.v2.HttpMethod); unspecified means POST.
+METHOD_NAMES: dict[int, HttpMethod] = {
+    0: "POST",
+    1: "POST",
+    2: "GET",
+    3: "HEAD",
+    4: "PUT",
+    5: "DELETE",
+    6: "PATCH",
+    7: "OPTIONS",
+}
+METHOD_VALUES = {"POST": 1, "GET": 2, "HEAD": 3, "PUT": 4, "DELETE": 5, "PATCH": 6, "OPTIONS": 7}
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+# Headers Cloud Tasks computes or keeps for itself; a task that sets them loses them silently, so the
+# builders refuse them and the engine drops or replaces them at delivery, as the service does.
+RESERVED_HEADER_PREFIXES = ("x-google-", "x-appengine-", "x-cloudtasks-")
+COMPUTED_HEADERS = frozenset({"host", "content-length", "user-agent"})
+USER_AGENT = "Google-Cloud-Tasks"
+
+
+def _id_check(pattern: re.Pattern[str], field: str, rule: str, value: object) -> str:
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+        raise ValidationError(field, value, rule)
+    return value
+
+
+def check_task_id(value: object) -> str:
+    """``task id 'a b' may contain only letters, digits, '-' and '_' (1-500 chars)``."""
+    return _id_check(
+        TASK_ID_RE, "task id", "may contain only letters, digits, '-' and '_' (1-500 chars)", value
+    )
+
+
+def check_queue_id(value: object) -> str:
+    """Queue ids: letters, digits and hyphens, at most 100 characters."""
+    return _id_check(QUEUE_ID_RE, "queue id", "may contain only letters, digits and '-' (1-100 chars)", value)
+
+
+def check_project_id(value: object) -> str:
+    """Project ids: letters, digits, '-', ':' and '.' (domain-scoped projects have the last two)."""
+    rule = "may contain only letters, digits, '-', ':' and '.' (1-100 chars, starting with a letter or digit)"
+    return _id_check(PROJECT_ID_RE, "project", rule, value)
+
+
+def check_location_id(value: object) -> str:
+    """Location ids such as ``us-central1``."""
+    rule = "may contain only letters, digits and '-' (1-63 chars), like 'us-central1'"
+    return _id_check(LOCATION_ID_RE, "location", rule, value)
+
+
+def check_aware(field: str, value: datetime) -> datetime:
+    """Refuse naive datetimes: proto-plus would read them as local time, silently."""
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValidationError(
+            field,
+            value,
+            "must be timezone-aware (a naive datetime would be read as local time); "
+            "use datetime.now(timezone.utc) or attach a tzinfo",
+        )
+    return value
+
+
+def check_url(value: str, field: str = "url") -> str:
+    """An absolute http(s) URL with a host, at most 2083 characters."""
+    if len(value) > MAX_URL_LENGTH:
+        raise ValidationError(field, value, f"is longer than {MAX_URL_LENGTH} characters")
+    lowered = value[:8].lower()
+    if lowered.startswith("https://"):
+        rest = value[8:]
+    elif lowered.startswith("http://"):
+        rest = value[7:]
+    else:
+        raise ValidationError(field, value, "must start with 'http://' or 'https://'")
+    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if not host or any(c.isspace() for c in value):
+        raise ValidationError(field, value, "must be an absolute URL with a host and no spaces")
+    return value
+
+
+def reserved_header(name: str) -> bool:
+    """True for headers Cloud Tasks computes or keeps for itself (case-insensitive)."""
+    lowered = name.lower()
+    return lowered in COMPUTED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIXES)
+
+
+def check_headers(
+    headers: Iterable[tuple[str, str]],
+    *,
+    strict: bool,
+    limits: Limits = DEFAULT_LIMITS,
+    field: str = "header",
+) -> None:
+    """Header names must be tokens, values single-line, the total under the limit.
+
+    ``strict`` (the builders) also refuses the reserved and computed headers that the service would drop
+    or replace without a word; the engine is not strict, like the service.
+    """
+    total = 0
+    for name, value in headers:
+        if not name or not _TOKEN_RE.fullmatch(name):
+            raise ValidationError(field, name, "is not a valid HTTP header name")
+        if "\r" in value or "\n" in value:
+            raise ValidationError(f"{field} {name!r} value", value, "must not contain line breaks")
+        if strict and reserved_header(name):
+            raise ValidationError(
+                field,
+                name,
+                "is set by Cloud Tasks itself (Host, Content-Length, User-Agent, X-CloudTasks-*, "
+                "X-Google-*, X-AppEngine-*), so a value given here would be dropped",
+            )
+        total += len(name) + len(value)
+    if total >= limits.max_header_bytes:
+        raise ValidationError(
+            "headers", f"{total} bytes", f"must total under {limits.max_header_bytes} bytes"
+        )
+
+
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def check_dispatch_deadline(
+    seconds: float, limits: Limits = DEFAULT_LIMITS, field: str = "dispatch_deadline"
+) -> None:
+    """HTTP tasks: 15 seconds (``limits.min_dispatch_deadline``) to 30 minutes."""
+    low, high = limits.min_dispatch_deadline.total_seconds(), MAX_DISPATCH_DEADLINE.total_seconds()
+    if not low <= seconds <= high:
+        raise ValidationError(
+            field, timedelta(seconds=seconds), f"must be between {low:g} seconds and 30 minutes"
+        )
+
+
+def check_task_message(
+    task: Any, *, queue_name: str, now: float, limits: Limits = DEFAULT_LIMITS, queue_routes: bool = False
+) -> None:
+    """Everything CreateTask answers INVALID_ARGUMENT for, on a raw ``Task`` protobuf.
+
+    ``queue_name`` is the request's parent; ``now`` is seconds since the epoch on the caller's clock;
+    ``queue_routes`` says the queue has a URI override with a host, so a task may leave its URL out.
+    """
+    if task.name:
+        prefix = queue_name + "/tasks/"
+        if not task.name.startswith(prefix):
+            raise ValidationError("task name", task.name, f"must be in the request's queue ({prefix}TASK_ID)")
+        check_task_id(task.name[len(prefix) :])
+    if not task.HasField("http_request"):
+        if task.HasField("app_engine_http_request"):
+            raise ValidationError("task", "app_engine_http_request", "is not supported; use an HTTP task")
+        raise ValidationError("task", "without http_request", "must have an http_request (the target URL)")
+    request = task.http_request
+    if request.url or not queue_routes:
+        check_url(request.url)
+    method = METHOD_NAMES.get(request.http_method)
+    if method is None:
+        raise ValidationError("method", request.http_method, "is not a known HTTP method")
+    if request.body and method not in BODY_METHODS:
+        raise ValidationError(
+            "method",
+            method,
+            f"cannot carry a body (the task has {len(request.body)} bytes); only POST, PUT and PATCH can",
+        )
+    check_headers(request.headers.items(), strict=False, limits=limits)
+    if task.HasField("schedule_time"):
+        ahead = task.schedule_time.seconds + task.schedule_time.nanos / 1e9 - now
+        if ahead > MAX_SCHEDULE_AHEAD.total_seconds():
+            raise ValidationError(
+                "schedule_time", task.schedule_time.ToJsonString(), "must be at most 30 days ahead"
+            )
+    if task.HasField("dispatch_deadline"):
+        check_dispatch_deadline(to_seconds(task.dispatch_deadline), limits)
+    if task.HasField("retry_config"):
+        check_retry_config(task.retry_config, field="task.retry_config")
+    size = task.ByteSize()
+    if size > limits.max_task_bytes:
+        raise ValidationError(
+            "task size", f"{size} bytes", f"exceeds the limit of {limits.max_task_bytes} bytes"
+        )
+
+
+def check_retry_config(config: Any, field: str = "retry_config") -> None:
+    """Ranges of a raw ``RetryConfig``: attempts >= -1, backoffs and doublings >= 0, min <= max."""
+    if config.max_attempts < -1:
+        raise ValidationError(f"{field}.max_attempts", config.max_attempts, "must be -1 (unlimited) or more")
+    for name in ("min_backoff", "max_backoff", "max_retry_duration"):
+        if config.HasField(name) and to_seconds(getattr(config, name)) < 0:
+            raise ValidationError(
+                f"{field}.{name}", getattr(config, name).ToJsonString(), "must not be negative"
+            )
+    if config.max_doublings < 0:
+        raise ValidationError(f"{field}.max_doublings", config.max_doublings, "must not be negative")
+    if (
+        config.HasField("min_backoff")
+        and config.HasField("max_backoff")
+        and to_seconds(config.min_backoff) > to_seconds(config.max_backoff)
+    ):
+        raise ValidationError(
+            f"{field}.min_backoff",
+            config.min_backoff.ToJsonString(),
+            f"must not exceed max_backoff ({config.max_backoff.ToJsonString()})",
+        )
+
+
+def check_rate_limits(limits: Any, field: str = "rate_limits") -> None:
+    """Ranges of a raw ``RateLimits``: rate in (0, 500], concurrency in [0, 5000]."""
+    rate = limits.max_dispatches_per_second
+    if rate < 0 or rate > MAX_DISPATCHES_PER_SECOND:
+        raise ValidationError(
+            f"{field}.max_dispatches_per_second", rate, "must be between 0 (default) and 500"
+        )
+    concurrent = limits.max_concurrent_dispatches
+    if concurrent < 0 or concurrent > MAX_CONCURRENT_DISPATCHES:
+        raise ValidationError(
+            f"{field}.max_concurrent_dispatches", concurrent, "must be between 0 (default) and 5000"
+        )
+
+
+def check_queue_message(queue: Any, *, parent: str | None = None) -> None:
+    """Everything Create/UpdateQueue answers INVALID_ARGUMENT for, on a raw ``Queue`` protobuf."""
+    from .names import parse_queue_name
+
+    project, location, _ = parse_queue_name(queue.name, field="queue name")
+    if parent is not None and parent != f"projects/{project}/locations/{location}":
+        raise ValidationError(
+            "queue name", queue.name, f"must be in the request's parent ({parent}/queues/QUEUE_ID)"
+        )
+    if queue.HasField("rate_limits"):
+        check_rate_limits(queue.rate_limits)
+    if queue.HasField("retry_config"):
+        check_retry_config(queue.retry_config)
+    if queue.HasField("http_target"):
+        check_http_target(queue.http_target)
+
+
+def check_http_target(target: Any, field: str = "http_target") -> None:
+    """A queue-level HTTP target: a URI override needs a host; queue-level auth needs both parts."""
+    if target.HasField("uri_override"):
+        override = target.uri_override
+        if override.host and not _HOST_RE.fullmatch(override.host):
+            raise ValidationError(
+                f"{field}.uri_override.host", override.host, "must be a host name or address"
+            )
+        if override.port < 0 or override.port > 65535:
+            raise ValidationError(f"{field}.uri_override.port", override.port, "must be between 0 and 65535")
+        if override.path_override.path and not override.path_override.path.startswith("/"):
+            raise ValidationError(
+                f"{field}.uri_override.path_override.path", override.path_override.path, "must start with '/'"
+            )
+    if target.HasField("oidc_token"):
+        token = target.oidc_token
+        if not token.service_account_email or not token.audience:
+            raise ValidationError(
+                f"{field}.oidc_token",
+                _token_repr(token.service_account_email, token.audience),
+                "at queue level needs both service_account_email and audience",
+            )
+    if target.HasField("oauth_token"):
+        token = target.oauth_token
+        if not token.service_account_email or not token.scope:
+            raise ValidationError(
+                f"{field}.oauth_token",
+                _token_repr(token.service_account_email, token.scope),
+                "at queue level needs both service_account_email and scope",
+            )
+    headers = [(o.header.key, o.header.value) for o in target.header_overrides]
+    check_headers(headers, strict=False, field=f"{field}.header_overrides")
+
+
+def _token_repr(account: str, second: str) -> str:
+    return f"({account or '<no account>'}, {second or '<none>'})"
+
+
+_HOST_RE = re.compile(r"[A-Za-z0-9.\-\[\]:]+")

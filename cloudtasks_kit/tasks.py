@@ -1,0 +1,354 @@
+"""HTTP task specs, the builder that turns one into the official message, and the typed :class:`Task`.
+
+A :class:`TaskSpec` holds what a caller says about a task; :func:`build_task` turns it into the official
+``Task`` protobuf, checked by :mod:`cloudtasks_kit.rules` before any I/O. ``queue.create_task(url, ...)``
+takes the same keywords as :class:`TaskSpec`.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Any, Literal
+
+import pydantic
+import pydantic_core
+from google.cloud import tasks_v2
+from typing_extensions import TypedDict
+
+from . import rules
+from ._convert import set_seconds, set_timedelta, to_datetime, to_timedelta
+from ._model import KitModel
+from .auth import OAuthToken, OidcToken, check_one_token
+from .errors import ValidationError
+from .queues import RetryConfig
+
+__all__ = ["Attempt", "HttpMethod", "Task", "TaskOptions", "TaskSpec", "build_task", "task_id_for_key"]
+
+HttpMethod = rules.HttpMethod
+
+_PB_TASK = tasks_v2.Task.pb()
+_JSON = "application/json"
+_TEXT = "text/plain; charset=utf-8"
+
+
+class TaskOptions(TypedDict, total=False):
+    """The keywords of ``queue.create_task(url, **options)``; see :class:`TaskSpec` for each."""
+
+    method: HttpMethod
+    headers: Mapping[str, str]
+    body: bytes
+    text: str
+    json: Any
+    oidc: OidcToken
+    oauth: OAuthToken
+    delay: timedelta
+    at: datetime
+    deadline: timedelta
+    task_id: str
+    dedup_key: str
+    retry: RetryConfig
+
+
+class TaskSpec(KitModel):
+    """Everything a caller says about an HTTP task.
+
+    Give at most one of ``body`` (bytes), ``text`` (sent as UTF-8, ``text/plain`` unless a Content-Type is
+    given) and ``json`` (any JSON value, ``application/json`` unless given). Schedule with ``delay`` or a
+    timezone-aware ``at``, not both. Name the task with ``task_id``, or give a ``dedup_key`` that becomes
+    a stable hashed id (:func:`task_id_for_key`), so creating it twice fails with ``AlreadyExists``.
+
+    Example:
+        ``TaskSpec(url="https://worker.example.com/send", json={"to": "a@b.c"}, delay=timedelta(minutes=5),
+        dedup_key="welcome-42")``
+    """
+
+    url: str
+    method: HttpMethod = "POST"
+    headers: dict[str, str] = pydantic.Field(default_factory=dict)
+    body: bytes | None = None
+    text: str | None = None
+    json_: Any = pydantic.Field(default=None, alias="json")
+    oidc: OidcToken | None = None
+    oauth: OAuthToken | None = None
+    delay: timedelta | None = None
+    at: datetime | None = None
+    deadline: timedelta | None = None
+    task_id: str | None = None
+    dedup_key: str | None = None
+    retry: RetryConfig | None = None
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _upper_method(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("method"), str):
+            data = {**data, "method": data["method"].upper()}
+        return data
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> TaskSpec:
+        rules.check_url(self.url)
+        given = [name for name in ("body", "text", "json_") if name in self.model_fields_set]
+        if len(given) > 1:
+            names = " and ".join(name.rstrip("_") for name in given)
+            raise ValidationError(names, "both given", "are exclusive: give the body as bytes, text or json")
+        if self.headers:
+            rules.check_headers(self.headers.items(), strict=True)
+        check_one_token(self.oidc, self.oauth)
+        if self.delay is not None:
+            if self.at is not None:
+                raise ValidationError(
+                    "delay and at", (self.delay, self.at), "are exclusive: give one schedule"
+                )
+            if self.delay < timedelta(0):
+                raise ValidationError("delay", self.delay, "must not be negative")
+        if self.at is not None:
+            rules.check_aware("at", self.at)
+        if self.task_id is not None:
+            rules.check_task_id(self.task_id)
+            if self.dedup_key is not None:
+                raise ValidationError(
+                    "task_id and dedup_key", (self.task_id, self.dedup_key), "are exclusive"
+                )
+        if self.dedup_key is not None and not self.dedup_key:
+            raise ValidationError("dedup_key", self.dedup_key, "must not be empty")
+        return self
+
+    @property
+    def resolved_task_id(self) -> str | None:
+        """The id the task will have: ``task_id``, the hash of ``dedup_key``, or None (service picks)."""
+        if self.task_id is not None:
+            return self.task_id
+        if self.dedup_key is not None:
+            return task_id_for_key(self.dedup_key)
+        return None
+
+    def encoded_body(self) -> tuple[bytes | None, str | None]:
+        """The body bytes and the Content-Type they imply (None where the caller's header decides)."""
+        fields = self.model_fields_set
+        if self.body is not None:
+            return self.body, None
+        if self.text is not None:
+            return self.text.encode(), _TEXT
+        if "json_" in fields:
+            try:
+                return pydantic_core.to_json(self.json_), _JSON
+            except pydantic_core.PydanticSerializationError as exc:
+                raise ValidationError("json", self.json_, f"is not JSON-serialisable ({exc})") from None
+        return None, None
+
+
+def task_id_for_key(dedup_key: str) -> str:
+    """The stable task id for a deduplication key: its SHA-256 in hex.
+
+    Hashed ids are also what Google advises: sequential ids raise latency and error rates.
+    """
+    return hashlib.sha256(dedup_key.encode()).hexdigest()
+
+
+def build_task(
+    spec: TaskSpec, *, queue_name: str, now: float, limits: rules.Limits = rules.DEFAULT_LIMITS
+) -> Any:
+    """The official ``Task`` protobuf for ``spec`` in the queue ``queue_name``, checked by the rules.
+
+    ``now`` (seconds since the epoch, on the transport's clock) anchors ``delay``.
+    """
+    msg = _PB_TASK()
+    task_id = spec.resolved_task_id
+    if task_id is not None:
+        msg.name = f"{queue_name}/tasks/{task_id}"
+    request = msg.http_request
+    request.url = spec.url
+    request.http_method = rules.METHOD_VALUES[spec.method]
+    body, content_type = spec.encoded_body()
+    headers = request.headers
+    for key, value in spec.headers.items():
+        headers[key] = value
+    if body is not None:
+        request.body = body
+        if content_type is not None and not any(k.lower() == "content-type" for k in spec.headers):
+            headers["Content-Type"] = content_type
+    if spec.oidc is not None:
+        spec.oidc.fill(request.oidc_token)
+    elif spec.oauth is not None:
+        spec.oauth.fill(request.oauth_token)
+    if spec.at is not None:
+        set_seconds(msg.schedule_time, spec.at.timestamp())
+    elif spec.delay is not None:
+        set_seconds(msg.schedule_time, now + spec.delay.total_seconds())
+    if spec.deadline is not None:
+        set_timedelta(msg.dispatch_deadline, spec.deadline)
+    if spec.retry is not None:
+        msg.retry_config.CopyFrom(spec.retry.to_pb())
+    rules.check_task_message(msg, queue_name=queue_name, now=now, limits=limits)
+    return msg
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One dispatch of a task. ``response_code`` is a ``google.rpc.Code`` (0 for a 2xx answer)."""
+
+    schedule_time: datetime | None
+    dispatch_time: datetime | None
+    response_time: datetime | None
+    response_code: int | None
+    response_message: str | None
+
+    @classmethod
+    def from_pb(cls, msg: Any) -> Attempt:
+        has_status = msg.HasField("response_status")
+        return cls(
+            schedule_time=to_datetime(msg.schedule_time),
+            dispatch_time=to_datetime(msg.dispatch_time),
+            response_time=to_datetime(msg.response_time),
+            response_code=msg.response_status.code if has_status else None,
+            response_message=msg.response_status.message if has_status else None,
+        )
+
+
+class Task:
+    """A task as the service describes it. ``raw`` is the official ``tasks_v2.Task`` message.
+
+    ``body`` is None when the task was read with the BASIC view (the default, and what create returns);
+    ask for ``view="FULL"`` to get it.
+    """
+
+    __slots__ = ("__dict__", "_pb")
+
+    def __init__(self, pb: Any) -> None:
+        self._pb = pb
+
+    @classmethod
+    def from_message(cls, message: Any) -> Task:
+        """From an official ``tasks_v2.Task`` (proto-plus) or its raw protobuf."""
+        return cls(tasks_v2.Task.pb(message) if isinstance(message, tasks_v2.Task) else message)
+
+    @cached_property
+    def raw(self) -> tasks_v2.Task:
+        """The official message, for fields the kit does not surface."""
+        return tasks_v2.Task.wrap(self._pb)
+
+    @property
+    def name(self) -> str:
+        """The full name, ``projects/P/locations/L/queues/Q/tasks/T``."""
+        return str(self._pb.name)
+
+    @property
+    def id(self) -> str:
+        """The short task id, ``T``."""
+        return str(self._pb.name.rsplit("/", 1)[-1])
+
+    @property
+    def queue(self) -> str:
+        """The short id of the task's queue."""
+        parts = self._pb.name.split("/")
+        return str(parts[5]) if len(parts) > 5 else ""
+
+    @property
+    def queue_name(self) -> str:
+        """The full name of the task's queue."""
+        return str(self._pb.name.rsplit("/tasks/", 1)[0])
+
+    @property
+    def url(self) -> str:
+        return str(self._pb.http_request.url)
+
+    @property
+    def method(self) -> str:
+        return rules.METHOD_NAMES.get(self._pb.http_request.http_method, "POST")
+
+    @cached_property
+    def headers(self) -> dict[str, str]:
+        return dict(self._pb.http_request.headers)
+
+    @property
+    def view(self) -> Literal["BASIC", "FULL"]:
+        return "FULL" if self._pb.view == 2 else "BASIC"
+
+    @property
+    def body(self) -> bytes | None:
+        """The body bytes with the FULL view; None with BASIC, which leaves it out."""
+        return bytes(self._pb.http_request.body) if self._pb.view == 2 else None
+
+    def json(self) -> Any:
+        """The body decoded as JSON (FULL view only)."""
+        body = self.body
+        if body is None:
+            raise ValueError(
+                f"task {self.id} was read with the BASIC view, which has no body; use view='FULL'"
+            )
+        return json.loads(body)
+
+    @property
+    def schedule_time(self) -> datetime | None:
+        return to_datetime(self._pb.schedule_time)
+
+    @property
+    def create_time(self) -> datetime | None:
+        return to_datetime(self._pb.create_time)
+
+    @property
+    def dispatch_deadline(self) -> timedelta | None:
+        return to_timedelta(self._pb.dispatch_deadline) if self._pb.HasField("dispatch_deadline") else None
+
+    @property
+    def dispatch_count(self) -> int:
+        return int(self._pb.dispatch_count)
+
+    @property
+    def response_count(self) -> int:
+        return int(self._pb.response_count)
+
+    @property
+    def first_attempt(self) -> Attempt | None:
+        return Attempt.from_pb(self._pb.first_attempt) if self._pb.HasField("first_attempt") else None
+
+    @property
+    def last_attempt(self) -> Attempt | None:
+        return Attempt.from_pb(self._pb.last_attempt) if self._pb.HasField("last_attempt") else None
+
+    @property
+    def retry_config(self) -> RetryConfig | None:
+        return RetryConfig.from_pb(self._pb.retry_config) if self._pb.HasField("retry_config") else None
+
+    @property
+    def oidc(self) -> OidcToken | None:
+        request = self._pb.http_request
+        return OidcToken.from_pb(request.oidc_token) if request.HasField("oidc_token") else None
+
+    @property
+    def oauth(self) -> OAuthToken | None:
+        request = self._pb.http_request
+        return OAuthToken.from_pb(request.oauth_token) if request.HasField("oauth_token") else None
+
+    def __repr__(self) -> str:
+        return f"Task(id={self.id!r}, queue={self.queue!r}, method={self.method}, url={self.url!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Task) and self._pb == other._pb
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (body base64-encoded when present)."""
+        body = self.body
+        return {
+            "name": self.name,
+            "url": self.url,
+            "method": self.method,
+            "headers": self.headers,
+            "body": base64.b64encode(body).decode() if body is not None else None,
+            "schedule_time": _iso(self.schedule_time),
+            "create_time": _iso(self.create_time),
+            "dispatch_count": self.dispatch_count,
+            "response_count": self.response_count,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

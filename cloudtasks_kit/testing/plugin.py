@@ -1,0 +1,29 @@
+"""The pytest plugin (registered through the ``pytest11`` entry point): a fresh fake per test.
+
+Fixtures:
+    cloudtasks_fake: a :class:`~cloudtasks_kit.transports.fake.FakeTransport`, strict like the service.
+    cloudtasks_client: a :class:`~cloudtasks_kit.CloudTasks` on that fake (project ``test-project``,
+        location ``us-central1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ..client import CloudTasks
+from ..transports.fake import FakeTransport
+
+
+@pytest.fixture
+def cloudtasks_fake() -> FakeTransport:
+    """A fresh in-process Cloud Tasks for this test, on virtual time."""
+    return FakeTransport()
+
+
+@pytest.fixture
+def cloudtasks_client(cloudtasks_fake: FakeTransport) -> Iterator[CloudTasks]:
+    """A CloudTasks client on this test's fake."""
+    with cloudtasks_fake.client() as client:
+        yield client

@@ -1,0 +1,187 @@
+"""The engine's pure parts: backoff, the stop rule, the token bucket, tombstone windows, faults."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import cloudtasks_kit as kit
+from cloudtasks_kit.engine.clock import ManualClock
+from cloudtasks_kit.engine.faults import Faults
+from cloudtasks_kit.engine.scheduling import TokenBucket, backoff, retries_exhausted
+from cloudtasks_kit.testing import NotIdleError
+from cloudtasks_kit.transports.fake import FakeTransport
+
+
+def test_backoff_example_from_the_service_docs() -> None:
+    schedule = [backoff(k, min_backoff=10, max_backoff=300, max_doublings=3) for k in range(9)]
+    assert schedule == [10, 20, 40, 80, 160, 240, 300, 300, 300]
+
+
+@given(
+    st.integers(0, 60),
+    st.floats(0.1, 100),
+    st.floats(0.1, 10_000),
+    st.integers(0, 16),
+)
+def test_backoff_never_shrinks_and_never_passes_the_cap(
+    retry: int, low: float, high: float, doublings: int
+) -> None:
+    high = max(low, high)
+    now = backoff(retry, min_backoff=low, max_backoff=high, max_doublings=doublings)
+    after = backoff(retry + 1, min_backoff=low, max_backoff=high, max_doublings=doublings)
+    assert low <= now <= after <= high
+
+
+@pytest.mark.parametrize(
+    ("attempts", "since", "max_attempts", "duration", "stop"),
+    [
+        (3, 0, 3, 0, True),  # attempts used up, no duration limit
+        (2, 0, 3, 0, False),
+        (3, 10, 3, 60, False),  # attempts used up, duration not yet
+        (3, 60, 3, 60, True),
+        (1, 1000, 3, 60, False),  # duration used up, attempts not yet
+        (1000, 10**6, -1, 60, False),  # unlimited attempts never run out
+    ],
+)
+def test_stop_rule_needs_both_limits_used_up(
+    attempts: int, since: float, max_attempts: int, duration: float, stop: bool
+) -> None:
+    assert (
+        retries_exhausted(
+            attempts=attempts, since_first=since, max_attempts=max_attempts, max_retry_duration=duration
+        )
+        is stop
+    )
+
+
+def test_token_bucket_allows_a_burst_then_the_rate() -> None:
+    bucket = TokenBucket(rate=2.0, size=3, now=1_800_000_000.0)
+    now = 1_800_000_000.0
+    assert [bucket.take(now) for _ in range(4)] == [True, True, True, False]
+    assert bucket.next_token_at(now) == pytest.approx(now + 0.5)
+    assert bucket.take(now + 0.5)
+    assert not bucket.take(now + 0.5)
+
+
+@given(st.floats(0.5, 500), st.integers(1, 100), st.integers(1, 300))
+def test_token_bucket_on_virtual_time_never_stalls(rate: float, size: int, takes: int) -> None:
+    now = 1_795_000_000.123
+    bucket = TokenBucket(rate, size, now)
+    for _ in range(takes):
+        now = bucket.next_token_at(now)
+        assert bucket.take(now)
+
+
+def test_task_tombstone_expires_after_the_window() -> None:
+    fake = FakeTransport(limits=kit.Limits(task_tombstone=timedelta(minutes=10)))
+    queue = fake.client().queue("q")
+    queue.create()
+    queue.create_task("https://w.test/x", task_id="t")
+    queue.delete_task("t")
+    with pytest.raises(kit.AlreadyExists):
+        queue.create_task("https://w.test/x", task_id="t")
+    fake.clock.advance(timedelta(minutes=11))
+    with pytest.raises(kit.NotFound, match="not found"):
+        queue.get_task("t")
+    assert queue.create_task("https://w.test/x", task_id="t").id == "t"
+
+
+def test_queue_tombstone_expires_after_the_window() -> None:
+    fake = FakeTransport()
+    queue = fake.client().queue("q")
+    queue.create()
+    queue.delete()
+    with pytest.raises(kit.FailedPrecondition, match="existed too recently"):
+        queue.create()
+    fake.clock.advance(timedelta(days=3, seconds=1))
+    assert queue.create().id == "q"
+
+
+def test_strict_by_default_and_auto_create_on_request() -> None:
+    with pytest.raises(kit.NotFound):
+        FakeTransport().client().queue("q").create_task("https://w.test/x")
+    fake = FakeTransport(auto_create_queues=True)
+    fake.client().queue("q").create_task("https://w.test/x")
+    assert fake.queue("q").state is kit.QueueState.RUNNING
+    assert len(fake.tasks("q")) == 1
+
+
+def test_run_until_idle_has_a_bound_with_a_clear_error() -> None:
+    fake = FakeTransport()
+    queue = fake.client().queue("q")
+    queue.create(retry=kit.RetryConfig(max_attempts=-1))
+    fake.deliver_to(lambda d: 500)
+    queue.create_task("https://w.test/x")
+    with pytest.raises(NotIdleError, match="stopped after 50 attempts with 1 task"):
+        fake.run_until_idle(max_attempts=50)
+    assert len(fake.deliveries) == 50
+
+
+def test_running_without_a_target_says_how_to_add_one() -> None:
+    fake = FakeTransport()
+    queue = fake.client().queue("q")
+    queue.create()
+    queue.create_task("https://w.test/x")
+    with pytest.raises(LookupError, match="deliver_to"):
+        fake.run_until_idle()
+
+
+def test_unmatched_url_prefix_fails_like_an_unreachable_host() -> None:
+    fake = FakeTransport()
+    queue = fake.client().queue("q")
+    queue.create(retry=kit.RetryConfig(max_attempts=2))
+    fake.deliver_to(lambda d: 200, url_prefix="https://known.test/")
+    queue.create_task("https://unknown.test/x")
+    deliveries = fake.run_until_idle()
+    assert [d.status for d in deliveries] == [None, None]
+    assert deliveries[0].error is not None and "no target" in deliveries[0].error
+
+
+def test_advance_delivers_only_what_falls_due() -> None:
+    fake = FakeTransport()
+    queue = fake.client().queue("q")
+    queue.create()
+    fake.deliver_to(lambda d: 200)
+    queue.create_task("https://w.test/now")
+    queue.create_task("https://w.test/later", delay=timedelta(minutes=10))
+    assert [d.url for d in fake.advance(timedelta(minutes=5))] == ["https://w.test/now"]
+    assert [d.url for d in fake.advance(timedelta(minutes=5))] == ["https://w.test/later"]
+
+
+def test_faults_fail_the_next_calls_and_lost_ones_take_effect() -> None:
+    fake = FakeTransport()
+    client = fake.client()
+    queue = client.queue("q")
+    queue.create()
+    fake.faults.fail("create_task", kit.StatusCode.UNAVAILABLE, times=1)
+    with pytest.raises(kit.Unavailable, match="injected fault"):
+        queue.create_task("https://w.test/x", task_id="a")
+    assert fake.tasks("q") == []
+    fake.faults.fail("create_task", kit.StatusCode.DEADLINE_EXCEEDED, lost=True)
+    with pytest.raises(kit.DeadlineExceeded):
+        queue.create_task("https://w.test/x", task_id="b")
+    assert [t.id for t in fake.tasks("q")] == ["b"]
+    assert fake.faults.injected["create_task"] == 2 and fake.faults.lost["create_task"] == 1
+
+
+def test_random_faults_are_repeatable_with_a_seed() -> None:
+    def run() -> list[bool]:
+        faults = Faults()
+        faults.fail_randomly("create_task", rate=0.3, lost_fraction=0.5, seed=7)
+        return [faults.decide("create_task") is not None for _ in range(200)]
+
+    outcomes = run()
+    assert outcomes == run()
+    assert 30 < sum(outcomes) < 90
+
+
+def test_manual_clock_refuses_to_go_back() -> None:
+    clock = ManualClock(start=100.0)
+    with pytest.raises(ValueError, match="forward"):
+        clock.advance(-1)
+    clock.set(50.0)
+    assert clock.now() == 100.0

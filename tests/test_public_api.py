@@ -1,0 +1,74 @@
+"""The public names are a promise: adding or removing one is a decision, made here."""
+
+from __future__ import annotations
+
+import cloudtasks_kit
+import cloudtasks_kit.testing
+
+PUBLIC = {
+    "Aborted",
+    "AlreadyExists",
+    "ApiError",
+    "AsyncCloudTasks",
+    "AsyncQueueHandle",
+    "Attempt",
+    "Cancelled",
+    "CloudTasks",
+    "CloudTasksError",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "Internal",
+    "InvalidArgument",
+    "Limits",
+    "NotFound",
+    "OAuthToken",
+    "OidcToken",
+    "OutOfRange",
+    "PermissionDenied",
+    "Queue",
+    "QueueHandle",
+    "QueueHttpTarget",
+    "QueueState",
+    "RateLimits",
+    "ResourceExhausted",
+    "RetryConfig",
+    "StatusCode",
+    "Task",
+    "TaskSpec",
+    "TransportError",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+    "Unknown",
+    "UriOverride",
+    "UsageError",
+    "ValidationError",
+    "__version__",
+    "task_id_for_key",
+}
+
+TESTING = {
+    "ASGITarget",
+    "CallableTarget",
+    "Delivery",
+    "Dispatch",
+    "FakeTransport",
+    "Faults",
+    "HTTPTarget",
+    "ManualClock",
+    "NotIdleError",
+    "TargetResponse",
+    "WSGITarget",
+}
+
+
+def test_the_public_names_are_pinned() -> None:
+    assert set(cloudtasks_kit.__all__) == PUBLIC
+    assert set(cloudtasks_kit.testing.__all__) == TESTING
+
+
+def test_every_public_name_exists_and_has_a_docstring() -> None:
+    for module, names in ((cloudtasks_kit, PUBLIC), (cloudtasks_kit.testing, TESTING)):
+        for name in names - {"__version__"}:
+            value = getattr(module, name)
+            assert getattr(value, "__doc__", None), f"{module.__name__}.{name} has no docstring"
