@@ -18,7 +18,7 @@ from google.cloud import tasks_v2
 from . import errors, rules
 from .names import parse_task_name
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig, build_queue_pb
-from .tasks import Task, TaskSpec, build_task
+from .tasks import Task, TaskSpec, build_task, encode_body
 from .transports.base import AsyncTransport, BatchCreateResult, BufferTaskRequest, Transport
 
 T = TypeVar("T")
@@ -152,7 +152,35 @@ def list_tasks_page(
     return [Task.from_message(t) for t in response.tasks], str(response.next_page_token)
 
 
-def buffer_task(request: BufferTaskRequest) -> Op[Task]:
+def buffer_task(
+    queue_name: str,
+    known: Queue | None,
+    *,
+    body: bytes | None,
+    text: str | None,
+    json: Any,
+    task_id: str | None,
+    method: str,
+    headers: Mapping[str, str] | None,
+) -> Op[Task]:
+    """BufferTask, refusing before any I/O what the service would: a bad id, a method it does not
+    deliver, reserved headers, and a queue the kit knows has no queue-level routing."""
+    if task_id is not None:
+        rules.check_task_id(task_id)
+    method = method.upper()
+    if method not in rules.METHOD_VALUES:
+        raise errors.ValidationError("method", method, "is not an HTTP method Cloud Tasks delivers")
+    if headers:
+        rules.check_headers(headers.items(), strict=True)
+    if known is not None and not known.raw_pb.http_target.uri_override.host:
+        raise errors.ValidationError(
+            "queue",
+            queue_name,
+            "has no queue-level routing, which BufferTask needs: "
+            "queue.ensure(http_target=QueueHttpTarget(uri_override=UriOverride(host=...)))",
+        )
+    data, sent_headers = encode_body(headers or {}, body=body, text=text, json=json)
+    request = BufferTaskRequest(queue_name, task_id, method, sent_headers, data or b"")
     response = yield Call("buffer_task", request)
     return Task.from_message(response)
 
@@ -215,7 +243,7 @@ def _update_queue(queue: Any, paths: list[str]) -> Op[Queue]:
 
 
 def _matches(current: Queue, wanted: Any, paths: list[str]) -> bool:
-    have = current._pb
+    have = current.raw_pb
     for path in paths:
         head, _, leaf = path.partition(".")
         mine, theirs = getattr(have, head), getattr(wanted, head)

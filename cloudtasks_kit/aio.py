@@ -7,7 +7,7 @@ transport makes it lazily inside the running loop: an ``AsyncCloudTasks`` made a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, overload
 
@@ -19,7 +19,7 @@ from .client import emulator_addresses, resolve_location
 from .errors import UsageError
 from .names import QueueName, location_path
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
-from .tasks import Task, TaskOptions, TaskSpec
+from .tasks import NO_JSON, Task, TaskOptions, TaskSpec
 from .transports.base import AsyncTransport, Transport
 
 __all__ = ["AsyncCloudTasks", "AsyncQueueHandle"]
@@ -122,12 +122,17 @@ class AsyncQueueHandle:
         self.client = client
         self.name = name.path
         self.id = name.queue
+        self.known: Queue | None = None
+        """The queue as last seen by this handle, or None."""
 
     def __repr__(self) -> str:
         return f"AsyncQueueHandle({self.name!r})"
 
     async def _run(self, op: _core.Op[_core.T]) -> _core.T:
-        return await _core.arun(self.client.transport, op)
+        result = await _core.arun(self.client.transport, op)
+        if isinstance(result, Queue):
+            self.known = result
+        return result
 
     # Tasks.
 
@@ -144,6 +149,29 @@ class AsyncQueueHandle:
         return await self._run(
             _core.create_task(self.name, spec, now=transport.now(), limits=self.client.limits)
         )
+
+    async def buffer_task(
+        self,
+        body: bytes | None = None,
+        *,
+        text: str | None = None,
+        json: Any = NO_JSON,
+        task_id: str | None = None,
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+    ) -> Task:
+        """BufferTask; see :meth:`QueueHandle.buffer_task`."""
+        op = _core.buffer_task(
+            self.name,
+            self.known,
+            body=body,
+            text=text,
+            json=json,
+            task_id=task_id,
+            method=method,
+            headers=headers,
+        )
+        return await self._run(op)
 
     async def get_task(self, task: str | Task, *, view: View = "BASIC") -> Task:
         return await self._run(_core.get_task(_core.task_name(self.name, task), view))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, overload
 
@@ -14,7 +14,7 @@ from ._core import View
 from .errors import UsageError
 from .names import QueueName, location_path
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
-from .tasks import Task, TaskOptions, TaskSpec
+from .tasks import NO_JSON, Task, TaskOptions, TaskSpec
 from .transports.base import Transport
 
 __all__ = ["CloudTasks", "QueueHandle"]
@@ -142,12 +142,17 @@ class QueueHandle:
         self.client = client
         self.name = name.path
         self.id = name.queue
+        self.known: Queue | None = None
+        """The queue as last seen by this handle (create, ensure, get...), or None."""
 
     def __repr__(self) -> str:
         return f"QueueHandle({self.name!r})"
 
     def _run(self, op: _core.Op[_core.T]) -> _core.T:
-        return _core.run(self.client.transport, op)
+        result = _core.run(self.client.transport, op)
+        if isinstance(result, Queue):
+            self.known = result
+        return result
 
     # Tasks.
 
@@ -166,6 +171,36 @@ class QueueHandle:
         spec = _core.as_spec(url, options)
         transport = self.client.transport
         return self._run(_core.create_task(self.name, spec, now=transport.now(), limits=self.client.limits))
+
+    def buffer_task(
+        self,
+        body: bytes | None = None,
+        *,
+        text: str | None = None,
+        json: Any = NO_JSON,
+        task_id: str | None = None,
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+    ) -> Task:
+        """Create a task from a body alone, routed by the queue's HTTP target (BufferTask, over REST).
+
+        The queue needs queue-level routing (``QueueHttpTarget(uri_override=UriOverride(host=...))``);
+        its method override, if any, wins over ``method``. Give ``task_id`` to deduplicate.
+
+        Example:
+            ``queue.buffer_task(json={"event": "signup"}, task_id="signup-42")``
+        """
+        op = _core.buffer_task(
+            self.name,
+            self.known,
+            body=body,
+            text=text,
+            json=json,
+            task_id=task_id,
+            method=method,
+            headers=headers,
+        )
+        return self._run(op)
 
     def get_task(self, task: str | Task, *, view: View = "BASIC") -> Task:
         """A task by id (or full name); ``view="FULL"`` includes the body."""

@@ -266,6 +266,11 @@ class Queue:
         return tasks_v2.Queue.wrap(self._pb)
 
     @property
+    def raw_pb(self) -> Any:
+        """The raw protobuf under :attr:`raw` (read it, do not change it)."""
+        return self._pb
+
+    @property
     def name(self) -> str:
         """The full name, ``projects/P/locations/L/queues/Q``."""
         return str(self._pb.name)

@@ -93,10 +93,7 @@ class TaskSpec(KitModel):
     @pydantic.model_validator(mode="after")
     def _check(self) -> TaskSpec:
         rules.check_url(self.url)
-        given = [name for name in ("body", "text", "json_") if name in self.model_fields_set]
-        if len(given) > 1:
-            names = " and ".join(name.rstrip("_") for name in given)
-            raise ValidationError(names, "both given", "are exclusive: give the body as bytes, text or json")
+        _one_body([name.rstrip("_") for name in ("body", "text", "json_") if name in self.model_fields_set])
         if self.headers:
             rules.check_headers(self.headers.items(), strict=True)
         check_one_token(self.oidc, self.oauth)
@@ -128,19 +125,48 @@ class TaskSpec(KitModel):
             return task_id_for_key(self.dedup_key)
         return None
 
-    def encoded_body(self) -> tuple[bytes | None, str | None]:
-        """The body bytes and the Content-Type they imply (None where the caller's header decides)."""
-        fields = self.model_fields_set
-        if self.body is not None:
-            return self.body, None
-        if self.text is not None:
-            return self.text.encode(), _TEXT
-        if "json_" in fields:
-            try:
-                return pydantic_core.to_json(self.json_), _JSON
-            except pydantic_core.PydanticSerializationError as exc:
-                raise ValidationError("json", self.json_, f"is not JSON-serialisable ({exc})") from None
-        return None, None
+    def encoded(self) -> tuple[bytes | None, dict[str, str]]:
+        """The body bytes, and the headers with the Content-Type the body implies."""
+        json_value = self.json_ if "json_" in self.model_fields_set else NO_JSON
+        return encode_body(self.headers, body=self.body, text=self.text, json=json_value)
+
+
+def _one_body(given: list[str]) -> None:
+    if len(given) > 1:
+        raise ValidationError(
+            " and ".join(given), "both given", "are exclusive: give the body as bytes, text or json"
+        )
+
+
+NO_JSON: Any = object()
+"""Marks "no json= given" (``json=None`` is a JSON null body)."""
+
+
+def encode_body(
+    headers: Mapping[str, str], *, body: bytes | None = None, text: str | None = None, json: Any = NO_JSON
+) -> tuple[bytes | None, dict[str, str]]:
+    """The body as bytes and the headers to send with it.
+
+    At most one of ``body``, ``text`` (UTF-8, ``text/plain``) and ``json`` (``application/json``); the
+    implied Content-Type is added unless ``headers`` has one.
+    """
+    given = [name for name, value in (("body", body), ("text", text)) if value is not None]
+    _one_body([*given, "json"] if json is not NO_JSON else given)
+    out = dict(headers)
+    if body is not None:
+        return body, out
+    if text is not None:
+        data, content_type = text.encode(), _TEXT
+    elif json is not NO_JSON:
+        try:
+            data, content_type = pydantic_core.to_json(json), _JSON
+        except pydantic_core.PydanticSerializationError as exc:
+            raise ValidationError("json", json, f"is not JSON-serialisable ({exc})") from None
+    else:
+        return None, out
+    if not any(key.lower() == "content-type" for key in out):
+        out["Content-Type"] = content_type
+    return data, out
 
 
 def task_id_for_key(dedup_key: str) -> str:
@@ -165,14 +191,10 @@ def build_task(
     request = msg.http_request
     request.url = spec.url
     request.http_method = rules.METHOD_VALUES[spec.method]
-    body, content_type = spec.encoded_body()
-    headers = request.headers
-    for key, value in spec.headers.items():
-        headers[key] = value
+    body, headers = spec.encoded()
+    request.headers.update(headers)
     if body is not None:
         request.body = body
-        if content_type is not None and not any(k.lower() == "content-type" for k in spec.headers):
-            headers["Content-Type"] = content_type
     if spec.oidc is not None:
         spec.oidc.fill(request.oidc_token)
     elif spec.oauth is not None:

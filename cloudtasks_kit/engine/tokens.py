@@ -66,7 +66,8 @@ class TokenSigner:
 
     def sign(self, payload: dict[str, Any], header: dict[str, Any] | None = None) -> str:
         """Sign arbitrary claims (for tests of the verifier)."""
-        return str(jwt.encode(self._signer, payload, header=header).decode())
+        key_id = (header or {}).get("kid")  # a test may claim another key's id
+        return str(jwt.encode(self._signer, payload, header=header, key_id=key_id).decode())
 
 
 def oauth_token() -> str:
