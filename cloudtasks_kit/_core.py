@@ -10,16 +10,17 @@ calls; the facades only choose a driver.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator, Mapping
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable, Generator, Mapping
+from typing import Any, Generic, Literal, TypeVar
 
 from google.cloud import tasks_v2
 
 from . import errors, rules
 from .names import parse_task_name
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig, build_queue_pb
+from .retry import RetryPolicy
 from .tasks import Task, TaskSpec, build_task, encode_body
-from .transports.base import AsyncTransport, BatchCreateResult, BufferTaskRequest, Transport
+from .transports.base import AsyncTransport, BufferTaskRequest, Transport
 
 T = TypeVar("T")
 View = Literal["BASIC", "FULL"]
@@ -39,6 +40,7 @@ Op = Generator[Call, Any, T]
 
 _VIEWS = {"BASIC": 1, "FULL": 2}
 _PB_CREATE_TASK = tasks_v2.CreateTaskRequest.pb()
+_PB_TASK = tasks_v2.Task.pb()
 
 
 def run(transport: Transport, op: Op[T]) -> T:
@@ -75,6 +77,43 @@ async def arun(transport: AsyncTransport | Transport, op: Op[T]) -> T:
                 call = op.send(response)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
+
+
+class Plan(Generic[T]):
+    """An operation and how to retry it: ``make_op(retried)`` gives a fresh attempt."""
+
+    __slots__ = ("make_op", "named", "policy")
+
+    def __init__(self, policy: RetryPolicy | None, named: bool, make_op: Callable[[bool], Op[T]]) -> None:
+        self.policy = policy
+        self.named = named
+        self.make_op = make_op
+
+    @property
+    def retries(self) -> bool:
+        return self.policy is not None and self.policy.applies(self.named)
+
+
+def run_plan(transport: Transport, plan: Plan[T]) -> T:
+    """Drive a plan over a sync transport, retrying under its policy."""
+    if not plan.retries:
+        return run(transport, plan.make_op(False))
+    assert plan.policy is not None
+    for attempt in plan.policy.retrying():
+        with attempt:
+            return run(transport, plan.make_op(attempt.retry_state.attempt_number > 1))
+    raise AssertionError("tenacity re-raises the last error")  # pragma: no cover
+
+
+async def arun_plan(transport: AsyncTransport | Transport, plan: Plan[T]) -> T:
+    """Drive a plan over an async transport, retrying under its policy."""
+    if not plan.retries:
+        return await arun(transport, plan.make_op(False))
+    assert plan.policy is not None
+    async for attempt in plan.policy.async_retrying():
+        with attempt:
+            return await arun(transport, plan.make_op(attempt.retry_state.attempt_number > 1))
+    raise AssertionError("tenacity re-raises the last error")  # pragma: no cover
 
 
 def _mapped(exc: Exception) -> errors.CloudTasksError:
@@ -115,13 +154,40 @@ def as_spec(url: str | TaskSpec, options: Mapping[str, Any]) -> TaskSpec:
     return TaskSpec(url=url, **options)
 
 
-def create_task(
-    queue_name: str, spec: TaskSpec, *, now: float, limits: rules.Limits, view: View = "BASIC"
-) -> Op[Task]:
-    request = _PB_CREATE_TASK(parent=queue_name, response_view=view_number(view))
+def create_request(queue_name: str, spec: TaskSpec, *, now: float, limits: rules.Limits) -> Any:
+    """The raw ``CreateTaskRequest`` for a spec, checked by the rules (no I/O)."""
+    request = _PB_CREATE_TASK(parent=queue_name)
     request.task.CopyFrom(build_task(spec, queue_name=queue_name, now=now, limits=limits))
-    response = yield Call("create_task", tasks_v2.CreateTaskRequest.wrap(request))
+    return request
+
+
+def create_attempt(request: Any, retried: bool) -> Op[Task]:
+    """One attempt at a create. On a retry, ALREADY_EXISTS means an earlier attempt landed: that task is
+    the answer."""
+    try:
+        response = yield Call("create_task", tasks_v2.CreateTaskRequest.wrap(request))
+    except errors.AlreadyExists:
+        if not retried:
+            raise
+        return (yield from landed(request.task.name))
     return Task.from_message(response)
+
+
+def landed(name: str) -> Op[Task]:
+    """The task an earlier, unanswered attempt created. If it already ran (or was deleted), only its name
+    is known: a Task with just ``name`` set."""
+    try:
+        return (yield from get_task(name, "BASIC"))
+    except errors.NotFound:
+        return Task(_PB_TASK(name=name))
+
+
+def plan_create(
+    queue_name: str, spec: TaskSpec, *, now: float, limits: rules.Limits, policy: RetryPolicy | None
+) -> Plan[Task]:
+    """A create, retried under ``policy`` when the task has an id (see :mod:`cloudtasks_kit.retry`)."""
+    request = create_request(queue_name, spec, now=now, limits=limits)
+    return Plan(policy, bool(request.task.name), lambda retried: create_attempt(request, retried))
 
 
 def get_task(name: str, view: View) -> Op[Task]:
@@ -183,13 +249,6 @@ def buffer_task(
     request = BufferTaskRequest(queue_name, task_id, method, sent_headers, data or b"")
     response = yield Call("buffer_task", request)
     return Task.from_message(response)
-
-
-def batch_create_tasks(queue_name: str, requests: list[Any]) -> Op[BatchCreateResult]:
-    request = tasks_v2.BatchCreateTasksRequest(parent=queue_name)
-    request.requests.extend(tasks_v2.CreateTaskRequest.wrap(r) for r in requests)
-    result: BatchCreateResult = yield Call("batch_create_tasks", request)
-    return result
 
 
 # Queues.

@@ -7,7 +7,8 @@ transport makes it lazily inside the running loop: an ``AsyncCloudTasks`` made a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, overload
 
@@ -15,10 +16,12 @@ from typing_extensions import Unpack
 
 from . import _core, rules
 from ._core import View
+from .bulk import Bulk, Chunk, CreateResult, Progress
 from .client import emulator_addresses, resolve_location
 from .errors import UsageError
 from .names import QueueName, location_path
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
+from .retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from .tasks import NO_JSON, Task, TaskOptions, TaskSpec
 from .transports.base import AsyncTransport, Transport
 
@@ -71,10 +74,12 @@ class AsyncCloudTasks:
         emulator_host: str | None = None,
         client_options: Any = None,
         limits: rules.Limits = rules.DEFAULT_LIMITS,
+        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
     ) -> None:
         self.project, self.location = resolve_location(project, location)
         self.transport = _async_transport(transport, credentials, emulator_host, client_options)
         self.limits = limits
+        self.retry_policy = retry_policy
 
     @property
     def parent(self) -> str:
@@ -137,18 +142,58 @@ class AsyncQueueHandle:
     # Tasks.
 
     @overload
-    async def create_task(self, spec: TaskSpec, /) -> Task: ...
+    async def create_task(self, spec: TaskSpec, /, *, retry_policy: RetryPolicy | None = None) -> Task: ...
 
     @overload
-    async def create_task(self, url: str, /, **options: Unpack[TaskOptions]) -> Task: ...
+    async def create_task(
+        self, url: str, /, *, retry_policy: RetryPolicy | None = None, **options: Unpack[TaskOptions]
+    ) -> Task: ...
 
-    async def create_task(self, url: str | TaskSpec, /, **options: Unpack[TaskOptions]) -> Task:
+    async def create_task(
+        self,
+        url: str | TaskSpec,
+        /,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        **options: Unpack[TaskOptions],
+    ) -> Task:
         """Create an HTTP task; see :meth:`QueueHandle.create_task`."""
         spec = _core.as_spec(url, options)
-        transport = self.client.transport
-        return await self._run(
-            _core.create_task(self.name, spec, now=transport.now(), limits=self.client.limits)
+        client = self.client
+        policy = retry_policy or client.retry_policy
+        plan = _core.plan_create(
+            self.name, spec, now=client.transport.now(), limits=client.limits, policy=policy
         )
+        return await _core.arun_plan(client.transport, plan)
+
+    async def create_tasks(
+        self,
+        specs: Iterable[TaskSpec | Mapping[str, Any]],
+        *,
+        retry_policy: RetryPolicy | None = None,
+        concurrency: int = 4,
+        on_progress: Progress | None = None,
+    ) -> list[CreateResult]:
+        """Create many tasks; see :meth:`QueueHandle.create_tasks`."""
+        client = self.client
+        work = Bulk(
+            self.name,
+            specs,
+            now=client.transport.now(),
+            limits=client.limits,
+            policy=retry_policy or client.retry_policy,
+            on_progress=on_progress,
+        )
+        slots = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(chunk: Chunk) -> Chunk:
+            async with slots:
+                await work.arun_chunk(client.transport, chunk)
+            return chunk
+
+        for finished in asyncio.as_completed([one(chunk) for chunk in work.chunks]):
+            work.progressed(await finished)
+        return work.outcome()
 
     async def buffer_task(
         self,

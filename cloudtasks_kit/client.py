@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from types import TracebackType
 from typing import Any, overload
 
@@ -11,9 +12,11 @@ from typing_extensions import Unpack
 
 from . import _core, rules
 from ._core import View
+from .bulk import Bulk, CreateResult, Progress
 from .errors import UsageError
 from .names import QueueName, location_path
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
+from .retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from .tasks import NO_JSON, Task, TaskOptions, TaskSpec
 from .transports.base import Transport
 
@@ -92,10 +95,13 @@ class CloudTasks:
         emulator_host: str | None = None,
         client_options: Any = None,
         limits: rules.Limits = rules.DEFAULT_LIMITS,
+        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
     ) -> None:
         self.project, self.location = resolve_location(project, location)
         self.transport = _sync_transport(transport, credentials, emulator_host, client_options)
         self.limits = limits
+        self.retry_policy = retry_policy
+        """How creates are retried (tasks with ids only, by default); None: never."""
 
     @property
     def parent(self) -> str:
@@ -157,20 +163,65 @@ class QueueHandle:
     # Tasks.
 
     @overload
-    def create_task(self, spec: TaskSpec, /) -> Task: ...
+    def create_task(self, spec: TaskSpec, /, *, retry_policy: RetryPolicy | None = None) -> Task: ...
 
     @overload
-    def create_task(self, url: str, /, **options: Unpack[TaskOptions]) -> Task: ...
+    def create_task(
+        self, url: str, /, *, retry_policy: RetryPolicy | None = None, **options: Unpack[TaskOptions]
+    ) -> Task: ...
 
-    def create_task(self, url: str | TaskSpec, /, **options: Unpack[TaskOptions]) -> Task:
+    def create_task(
+        self,
+        url: str | TaskSpec,
+        /,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        **options: Unpack[TaskOptions],
+    ) -> Task:
         """Create an HTTP task from a URL and the keywords of :class:`TaskSpec`, or from a spec.
+
+        A task with an id (``task_id`` or ``dedup_key``) is retried on transient errors under the
+        client's retry policy (or ``retry_policy``); one without is not: see :mod:`cloudtasks_kit.retry`.
 
         Example:
             ``queue.create_task("https://w.example.com/send", json={"id": 1}, delay=timedelta(minutes=5))``
         """
         spec = _core.as_spec(url, options)
-        transport = self.client.transport
-        return self._run(_core.create_task(self.name, spec, now=transport.now(), limits=self.client.limits))
+        client = self.client
+        policy = retry_policy or client.retry_policy
+        plan = _core.plan_create(
+            self.name, spec, now=client.transport.now(), limits=client.limits, policy=policy
+        )
+        return _core.run_plan(client.transport, plan)
+
+    def create_tasks(
+        self,
+        specs: Iterable[TaskSpec | Mapping[str, Any]],
+        *,
+        retry_policy: RetryPolicy | None = None,
+        concurrency: int = 4,
+        on_progress: Progress | None = None,
+    ) -> list[CreateResult]:
+        """Create many tasks with BatchCreateTasks (100 per call, ``concurrency`` calls at a time).
+
+        Returns a :class:`CreateResult` per input, in input order: the task, or why it was not created.
+        Specs may be :class:`TaskSpec` or mappings of its fields (checked one by one, never raising).
+        """
+        client = self.client
+        work = Bulk(
+            self.name,
+            specs,
+            now=client.transport.now(),
+            limits=client.limits,
+            policy=retry_policy or client.retry_policy,
+            on_progress=on_progress,
+        )
+        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="cloudtasks-kit") as pool:
+            running = {pool.submit(work.run_chunk, client.transport, chunk): chunk for chunk in work.chunks}
+            for future in as_completed(running):
+                future.result()
+                work.progressed(running[future])
+        return work.outcome()
 
     def buffer_task(
         self,

@@ -154,7 +154,7 @@ def test_advance_delivers_only_what_falls_due() -> None:
 
 def test_faults_fail_the_next_calls_and_lost_ones_take_effect() -> None:
     fake = FakeTransport()
-    client = fake.client()
+    client = fake.client(retry_policy=None)  # see the faults themselves, not the kit's retries
     queue = client.queue("q")
     queue.create()
     fake.faults.fail("create_task", kit.StatusCode.UNAVAILABLE, times=1)

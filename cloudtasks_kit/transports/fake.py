@@ -14,6 +14,7 @@ the official gRPC client raises, and still encodes every request and decodes eve
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,7 @@ class FakeTransport(Transport):
         self.auto_create_queues = auto_create_queues
         self._routes: list[tuple[str, Target]] = []
         self.driver = VirtualDriver(self.engine, self.clock, self._route)
+        self._lock = threading.RLock()
 
     def now(self) -> float:
         return self.clock.now()
@@ -102,13 +104,14 @@ class FakeTransport(Transport):
 
     # The seam.
 
-    def _call(self, name: str, request: Any) -> Any:
+    def _call(self, name: str, *args: Any) -> Any:
         fault = self.faults.decide(name)
         if fault is not None and not fault.lost:
             raise fault.exception()
-        if self.auto_create_queues and name in ("create_task", "batch_create_tasks"):
-            self._ensure_queue(request.parent)
-        response = getattr(self.engine, name)(request)
+        with self._lock:  # the engine is not thread-safe; bulk creates call from several threads
+            if self.auto_create_queues and name in ("create_task", "batch_create_tasks"):
+                self._ensure_queue(args[0].parent)
+            response = getattr(self.engine, name)(*args)
         if fault is not None:
             raise fault.exception()
         return response
@@ -140,15 +143,8 @@ class FakeTransport(Transport):
         return BatchCreateResult([tasks_v2.Task.wrap(t) for t in response.tasks], failures)
 
     def buffer_task(self, request: BufferTaskRequest) -> tasks_v2.Task:
-        fault = self.faults.decide("buffer_task")
-        if fault is not None and not fault.lost:
-            raise fault.exception()
-        task = self.engine.buffer_task(
-            request.queue, request.task_id, request.method, request.headers, request.body
-        )
-        if fault is not None:
-            raise fault.exception()
-        return tasks_v2.Task.wrap(task)
+        args = (request.queue, request.task_id, request.method, request.headers, request.body)
+        return tasks_v2.Task.wrap(self._call("buffer_task", *args))
 
     # Delivery on virtual time.
 
