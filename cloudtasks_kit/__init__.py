@@ -6,10 +6,15 @@
 >>> emails.create_task("https://worker.example.com/send", json={"to": "a@b.c"})  # doctest: +SKIP
 """
 
+import logging
+
 from ._version import __version__
 from .aio import AsyncCloudTasks, AsyncQueueHandle
+from .app import BoundTask, TaskApp, TaskFunction
 from .auth import OAuthToken, OidcToken
+from .bulk import CreateResult
 from .client import CloudTasks, QueueHandle
+from .context import GiveUp, RetryLater, TaskContext, task_context
 from .errors import (
     Aborted,
     AlreadyExists,
@@ -33,9 +38,12 @@ from .errors import (
     UsageError,
     ValidationError,
 )
+from .handler import HandlerResponse, TaskHandler
 from .queues import Queue, QueueHttpTarget, QueueState, RateLimits, RetryConfig, UriOverride
+from .retry import RetryPolicy
 from .rules import Limits
 from .tasks import Attempt, Task, TaskSpec, task_id_for_key
+from .verify import AuthError, TokenVerifier, VerifiedToken
 
 __all__ = [
     "Aborted",
@@ -44,11 +52,16 @@ __all__ = [
     "AsyncCloudTasks",
     "AsyncQueueHandle",
     "Attempt",
+    "AuthError",
+    "BoundTask",
     "Cancelled",
     "CloudTasks",
     "CloudTasksError",
+    "CreateResult",
     "DeadlineExceeded",
     "FailedPrecondition",
+    "GiveUp",
+    "HandlerResponse",
     "Internal",
     "InvalidArgument",
     "Limits",
@@ -64,9 +77,16 @@ __all__ = [
     "RateLimits",
     "ResourceExhausted",
     "RetryConfig",
+    "RetryLater",
+    "RetryPolicy",
     "StatusCode",
     "Task",
+    "TaskApp",
+    "TaskContext",
+    "TaskFunction",
+    "TaskHandler",
     "TaskSpec",
+    "TokenVerifier",
     "TransportError",
     "Unauthenticated",
     "Unavailable",
@@ -75,6 +95,11 @@ __all__ = [
     "UriOverride",
     "UsageError",
     "ValidationError",
+    "VerifiedToken",
     "__version__",
+    "task_context",
     "task_id_for_key",
 ]
+
+# A library logs; the application decides where logs go.
+logging.getLogger("cloudtasks_kit").addHandler(logging.NullHandler())

@@ -1,0 +1,306 @@
+"""The task decorator: a function becomes something you enqueue, and a route a handler runs it at.
+
+    app = TaskApp(
+        base_url="https://worker-abc.a.run.app",
+        queue="emails",
+        oidc=OidcToken(service_account_email="tasks@my-project.iam.gserviceaccount.com"),
+    )
+
+    @app.task(dedup_key=lambda to, **_: f"welcome:{to}")
+    def send_welcome(to: str, name: str = "there") -> None:
+        ...
+
+    app.bind(CloudTasks(project="my-project", location="us-central1"))
+    send_welcome.enqueue("ada@example.com", name="Ada")              # validated now, run in the worker
+    send_welcome.options(delay=timedelta(hours=1)).enqueue("bob@example.com")
+    send_welcome("carol@example.com")                                 # still a plain call
+
+The worker serves :class:`~cloudtasks_kit.handler.TaskHandler` (WSGI or ASGI) over the same app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from . import rules
+from .aio import AsyncCloudTasks
+from .auth import OAuthToken, OidcToken
+from .bulk import CreateResult
+from .client import CloudTasks
+from .errors import UsageError, ValidationError
+from .payload import ArgumentCodec, encode_envelope
+from .queues import RetryConfig
+from .tasks import Task, TaskSpec
+from .verify import GOOGLE_CERTS_URL, TokenVerifier
+
+__all__ = ["BoundTask", "TaskApp", "TaskFunction"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _CallOptions:
+    delay: timedelta | None = None
+    at: datetime | None = None
+    task_id: str | None = None
+    dedup_key: str | None = None
+    queue: str | None = None
+    deadline: timedelta | None = None
+    headers: dict[str, str] | None = None
+
+
+class TaskApp:
+    """Binds task functions to a client, a default queue, the worker's base URL and the auth tasks carry.
+
+    Args:
+        client: the :class:`CloudTasks` (or :class:`AsyncCloudTasks`) to enqueue with; or bind one later
+            with :meth:`bind`, so the app can live at module level.
+        base_url: where the worker runs, e.g. ``https://worker-abc.a.run.app``.
+        queue: the default queue.
+        route_prefix: the path under which task functions are served (``/tasks`` by default).
+        oidc: the token tasks carry; its audience defaults to ``base_url``, which the handler checks.
+        oauth: an OAuth token instead (for targets on ``*.googleapis.com``).
+        deadline: the default dispatch deadline.
+        retry: the default per-task retry config (None: the queue's).
+    """
+
+    def __init__(
+        self,
+        client: CloudTasks | AsyncCloudTasks | None = None,
+        *,
+        base_url: str,
+        queue: str = "default",
+        route_prefix: str = "/tasks",
+        oidc: OidcToken | None = None,
+        oauth: OAuthToken | None = None,
+        deadline: timedelta | None = None,
+        retry: RetryConfig | None = None,
+    ) -> None:
+        self.base_url = rules.check_url(base_url.rstrip("/"), field="base_url")
+        rules.check_queue_id(queue)
+        if not route_prefix.startswith("/") or (route_prefix.endswith("/") and route_prefix != "/"):
+            raise ValidationError("route_prefix", route_prefix, "must start with '/' and not end with one")
+        if oidc is not None and oidc.audience is None:
+            oidc = OidcToken(service_account_email=oidc.service_account_email, audience=self.base_url)
+        self.client = client
+        self.queue = queue
+        self.route_prefix = "" if route_prefix == "/" else route_prefix
+        self.oidc = oidc
+        self.oauth = oauth
+        self.deadline = deadline
+        self.retry = retry
+        self.tasks: dict[str, TaskFunction[Any, Any]] = {}
+        """Task functions by name."""
+
+    def bind(self, client: CloudTasks | AsyncCloudTasks) -> None:
+        """Set the client to enqueue with (for an app created before its client)."""
+        self.client = client
+
+    def route(self, name: str) -> str:
+        return f"{self.route_prefix}/{name}"
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> TaskFunction[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        deadline: timedelta | None = None,
+        retry: RetryConfig | None = None,
+        dedup_key: Callable[..., str] | None = None,
+    ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
+
+    def task(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        deadline: timedelta | None = None,
+        retry: RetryConfig | None = None,
+        dedup_key: Callable[..., str] | None = None,
+    ) -> Any:
+        """Make a function enqueueable: ``@app.task`` or ``@app.task(queue=..., dedup_key=...)``.
+
+        ``name`` (the function's name by default) makes its route, ``{route_prefix}/{name}``.
+        ``dedup_key`` is called with the task's arguments and gives the key that makes its stable id.
+        """
+
+        def decorate(function: Callable[..., Any]) -> TaskFunction[Any, Any]:
+            task_name = name or function.__name__
+            if not _NAME_RE.fullmatch(task_name):
+                raise ValidationError(
+                    "task name", task_name, "may contain only letters, digits, '_', '.' and '-'"
+                )
+            if task_name in self.tasks:
+                raise UsageError(f"a task named {task_name!r} is already registered; give one of them name=")
+            if queue is not None:
+                rules.check_queue_id(queue)
+            made: TaskFunction[Any, Any] = TaskFunction(
+                self,
+                function,
+                name=task_name,
+                queue=queue,
+                deadline=deadline,
+                retry=retry,
+                dedup_key=dedup_key,
+            )
+            self.tasks[task_name] = made
+            return made
+
+        return decorate(fn) if fn is not None else decorate
+
+    def verifier(self, *, certs_url: str = GOOGLE_CERTS_URL, certs: Any = None) -> TokenVerifier:
+        """A verifier for this app's tasks: the OIDC audience and service account it configures."""
+        if self.oidc is None or self.oidc.audience is None:
+            raise UsageError(
+                "the app sends no OIDC token, so there is nothing to verify: give TaskApp(oidc=OidcToken(...)), "
+                "pass your own TokenVerifier, or switch verification off for local use"
+            )
+        return TokenVerifier(
+            audience=self.oidc.audience,
+            service_accounts=[self.oidc.service_account_email],
+            certs_url=certs_url,
+            certs=certs,
+        )
+
+    def _sync_client(self) -> CloudTasks:
+        if isinstance(self.client, CloudTasks):
+            return self.client
+        raise UsageError(
+            "enqueue() needs a CloudTasks client: TaskApp(client=...) or app.bind(CloudTasks(...))"
+        )
+
+    def _limits(self) -> rules.Limits:
+        return self.client.limits if self.client is not None else rules.DEFAULT_LIMITS
+
+
+class BoundTask(Generic[P, R]):
+    """A task function with per-call options; get one from :meth:`TaskFunction.options`."""
+
+    def __init__(self, function: TaskFunction[P, R], options: _CallOptions) -> None:
+        self._function = function
+        self._options = options
+
+    def spec(self, *args: P.args, **kwargs: P.kwargs) -> TaskSpec:
+        """The task a call would create, validated and encoded, not sent (for ``enqueue_many``)."""
+        fn, options = self._function, self._options
+        app = fn.app
+        body = encode_envelope(fn.name, fn.codec.dump(args, kwargs))
+        limit = app._limits().max_task_bytes
+        if len(body) > limit:
+            raise ValidationError(
+                f"arguments of {fn.name}",
+                f"{len(body)} bytes of JSON",
+                f"exceed the task size limit of {limit} bytes",
+            )
+        task_id, dedup = options.task_id, options.dedup_key
+        if task_id is None and dedup is None and fn.dedup_key is not None:
+            dedup = fn.dedup_key(*args, **kwargs)
+        return TaskSpec(
+            url=app.base_url + app.route(fn.name),
+            body=body,
+            headers={"Content-Type": "application/json", **(options.headers or {})},
+            oidc=app.oidc,
+            oauth=app.oauth,
+            delay=options.delay,
+            at=options.at,
+            deadline=options.deadline or fn.deadline or app.deadline,
+            task_id=task_id,
+            dedup_key=dedup,
+            retry=fn.retry or app.retry,
+        )
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Task:
+        """Create the task that runs this function with these arguments in the worker."""
+        spec = self.spec(*args, **kwargs)
+        return self._function.app._sync_client().queue(self._queue()).create_task(spec)
+
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Task:
+        """:meth:`enqueue` with an :class:`AsyncCloudTasks` (a sync client runs in a worker thread)."""
+        spec = self.spec(*args, **kwargs)
+        client = self._function.app.client
+        if isinstance(client, AsyncCloudTasks):
+            return await client.queue(self._queue()).create_task(spec)
+        queue = self._function.app._sync_client().queue(self._queue())
+        return await asyncio.to_thread(queue.create_task, spec)
+
+    def enqueue_many(self, specs: Iterable[TaskSpec], **bulk: Any) -> list[CreateResult]:
+        """Create many tasks of this function at once (see ``QueueHandle.create_tasks``).
+
+        Example:
+            ``send_welcome.enqueue_many(send_welcome.spec(to) for to in addresses)``
+        """
+        return self._function.app._sync_client().queue(self._queue()).create_tasks(specs, **bulk)
+
+    def _queue(self) -> str:
+        return self._options.queue or self._function.queue or self._function.app.queue
+
+
+class TaskFunction(BoundTask[P, R]):
+    """A function made enqueueable by :meth:`TaskApp.task`; calling it still just calls it."""
+
+    def __init__(
+        self,
+        app: TaskApp,
+        fn: Callable[P, R],
+        *,
+        name: str,
+        queue: str | None,
+        deadline: timedelta | None,
+        retry: RetryConfig | None,
+        dedup_key: Callable[..., str] | None,
+    ) -> None:
+        super().__init__(self, _CallOptions())
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.queue = queue
+        self.deadline = deadline
+        self.retry = retry
+        self.dedup_key = dedup_key
+        self.codec = ArgumentCodec(fn, name)
+        self.is_async = asyncio.iscoroutinefunction(fn)
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", name)
+        self.__wrapped__ = fn
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def options(
+        self,
+        *,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+        task_id: str | None = None,
+        dedup_key: str | None = None,
+        queue: str | None = None,
+        deadline: timedelta | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> BoundTask[P, R]:
+        """This function with per-call options: schedule, id or key, queue, deadline, headers."""
+        if queue is not None:
+            rules.check_queue_id(queue)
+        return BoundTask(self, _CallOptions(delay, at, task_id, dedup_key, queue, deadline, headers))
+
+    @property
+    def route(self) -> str:
+        return self.app.route(self.name)
+
+    def __repr__(self) -> str:
+        return f"TaskFunction({self.name!r}, route={self.route!r})"
