@@ -82,16 +82,12 @@ async def arun(transport: AsyncTransport | Transport, op: Op[T]) -> T:
 class Plan(Generic[T]):
     """An operation and how to retry it: ``make_op(retried)`` gives a fresh attempt."""
 
-    __slots__ = ("make_op", "named", "policy")
+    __slots__ = ("make_op", "policy", "retries")
 
     def __init__(self, policy: RetryPolicy | None, named: bool, make_op: Callable[[bool], Op[T]]) -> None:
         self.policy = policy
-        self.named = named
         self.make_op = make_op
-
-    @property
-    def retries(self) -> bool:
-        return self.policy is not None and self.policy.applies(self.named)
+        self.retries = policy is not None and policy.applies(named)
 
 
 def run_plan(transport: Transport, plan: Plan[T]) -> T:
@@ -157,7 +153,7 @@ def as_spec(url: str | TaskSpec, options: Mapping[str, Any]) -> TaskSpec:
 def create_request(queue_name: str, spec: TaskSpec, *, now: float, limits: rules.Limits) -> Any:
     """The raw ``CreateTaskRequest`` for a spec, checked by the rules (no I/O)."""
     request = _PB_CREATE_TASK(parent=queue_name)
-    request.task.CopyFrom(build_task(spec, queue_name=queue_name, now=now, limits=limits))
+    build_task(spec, queue_name=queue_name, now=now, limits=limits, into=request.task)
     return request
 
 

@@ -24,6 +24,7 @@ class KitModel(pydantic.BaseModel):
         ser_json_bytes="base64",
         val_json_bytes="base64",
         ser_json_timedelta="float",
+        defer_build=True,  # build validators on first use: importing the kit stays cheap
     )
 
     def __init__(self, /, **data: Any) -> None:

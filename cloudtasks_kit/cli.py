@@ -1,4 +1,4 @@
-"""The ``cloudtasks-kit`` command: ``emulator`` and ``demo``."""
+"""The ``cloudtasks-kit`` command: ``emulator``, ``demo`` and ``enqueue``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
 
+    from .bulk_cli import add_enqueue_command
+
+    add_enqueue_command(commands)
+
     args = parser.parse_args(argv)
     if args.command == "emulator":
         return _emulator(args)
@@ -39,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo import run_demo
 
         return run_demo(timeout=args.timeout)
-    raise AssertionError(args.command)
+    return int(args.run(args))
 
 
 def _emulator(args: argparse.Namespace) -> int:

@@ -19,10 +19,12 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-
-import tenacity
+from typing import TYPE_CHECKING
 
 from .errors import Aborted, ApiError, DeadlineExceeded, Internal, ResourceExhausted, Unavailable
+
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = ["DEFAULT_RETRY_POLICY", "RetryPolicy"]
 
@@ -71,6 +73,8 @@ class RetryPolicy:
         return self.attempts > 1 and (named or self.unnamed)
 
     def _arguments(self) -> dict[str, object]:
+        import tenacity  # on first retry: most processes never need it
+
         stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self.attempts)
         if self.deadline is not None:
             stop = stop | tenacity.stop_after_delay(self.deadline.total_seconds())
@@ -88,10 +92,14 @@ class RetryPolicy:
 
     def retrying(self) -> tenacity.Retrying:
         """A tenacity ``Retrying`` for this policy."""
+        import tenacity
+
         return tenacity.Retrying(sleep=self.sleep, **self._arguments())  # type: ignore[arg-type]
 
     def async_retrying(self) -> tenacity.AsyncRetrying:
         """A tenacity ``AsyncRetrying`` for this policy."""
+        import tenacity
+
         return tenacity.AsyncRetrying(sleep=self.async_sleep, **self._arguments())  # type: ignore[arg-type]
 
 

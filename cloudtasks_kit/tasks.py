@@ -178,13 +178,19 @@ def task_id_for_key(dedup_key: str) -> str:
 
 
 def build_task(
-    spec: TaskSpec, *, queue_name: str, now: float, limits: rules.Limits = rules.DEFAULT_LIMITS
+    spec: TaskSpec,
+    *,
+    queue_name: str,
+    now: float,
+    limits: rules.Limits = rules.DEFAULT_LIMITS,
+    into: Any = None,
 ) -> Any:
     """The official ``Task`` protobuf for ``spec`` in the queue ``queue_name``, checked by the rules.
 
-    ``now`` (seconds since the epoch, on the transport's clock) anchors ``delay``.
+    ``now`` (seconds since the epoch, on the transport's clock) anchors ``delay``. ``into`` is an empty
+    ``Task`` protobuf to fill (a request's ``task`` field) instead of a new one.
     """
-    msg = _PB_TASK()
+    msg = _PB_TASK() if into is None else into
     task_id = spec.resolved_task_id
     if task_id is not None:
         msg.name = f"{queue_name}/tasks/{task_id}"

@@ -78,6 +78,7 @@ TESTING = {
 
 def test_the_public_names_are_pinned() -> None:
     assert set(cloudtasks_kit.__all__) == PUBLIC
+    assert set(cloudtasks_kit._HOME) == PUBLIC - {"__version__"}  # each lazily loaded name has a home
     assert set(cloudtasks_kit.testing.__all__) == TESTING
 
 

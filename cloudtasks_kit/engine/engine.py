@@ -121,9 +121,9 @@ class Engine:
     # Lookups.
 
     def _queue(self, name: str) -> QueueRecord:
-        parse_queue_name(name)
         record = self._queues.get(name)
         if record is None:
+            parse_queue_name(name)  # a malformed name is INVALID_ARGUMENT, a well-formed one NOT_FOUND
             raise core.NotFound(NOT_FOUND)
         return record
 
@@ -616,7 +616,8 @@ _NOT_CARRIED = frozenset(
 
 def _normalise_headers(headers: Any) -> None:
     """As the service stores them: reserved headers dropped, ``User-Agent: Google-Cloud-Tasks``."""
-    for name in [n for n in headers if rules.reserved_header(n)]:
+    reserved = [name for name in headers if rules.reserved_header(name)]
+    for name in reserved:
         del headers[name]
     headers["User-Agent"] = rules.USER_AGENT
 

@@ -91,6 +91,8 @@ class Faults:
 
     def decide(self, method: str) -> Fault | None:
         """The fault for this call of ``method``, if any (consumed)."""
+        if not self._queued and not self._random:  # the usual case: no faults planned at all
+            return None
         with self._lock:
             queued = self._queued.get(method)
             fault = queued.popleft() if queued else None

@@ -1,0 +1,99 @@
+"""Shared by the benchmarks: the emulator in its own process, timing helpers, a local handler."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+@contextmanager
+def emulator_process() -> Iterator[tuple[str, str]]:
+    """``cloudtasks-kit emulator`` as a subprocess on free ports; yields (gRPC address, REST address)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cloudtasks_kit.emulator", "--port", "0", "--rest-port", "0", "--quiet"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        grpc_address = line.split("gRPC ", 1)[1].split(" ", 1)[0]
+        rest_address = line.split("REST http://", 1)[1].split(" ", 1)[0]
+        yield grpc_address, rest_address
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def per_call(fn: Callable[[], Any], calls: int) -> float:
+    """Seconds per call of ``fn`` over ``calls`` calls."""
+    started = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - started) / calls
+
+
+def interleaved(
+    a: Callable[[], Any], b: Callable[[], Any], *, calls: int, rounds: int
+) -> tuple[float, float]:
+    """Median seconds per call of ``a`` and ``b``, measured in alternating rounds so drift hits both."""
+    times_a, times_b = [], []
+    for round_number in range(rounds):
+        pair = [(a, times_a), (b, times_b)]
+        for fn, times in pair if round_number % 2 == 0 else reversed(pair):
+            times.append(per_call(fn, calls))
+    return statistics.median(times_a), statistics.median(times_b)
+
+
+class CountingHandler:
+    """An aiohttp server on 127.0.0.1 (in a thread) that answers 200 and records when each request came."""
+
+    def __init__(self) -> None:
+        from aiohttp import web
+
+        self.arrivals: list[float] = []
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def answer(request: web.Request) -> web.Response:
+            await request.read()
+            self.arrivals.append(time.perf_counter())
+            return web.Response(text="ok")
+
+        async def start() -> None:
+            app = web.Application()
+            app.router.add_post("/{tail:.*}", answer)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+            ready.set()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(start())
+            self._loop.run_forever()
+
+        threading.Thread(target=run, daemon=True).start()
+        ready.wait(10)
+
+    def wait_for(self, count: int, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.arrivals) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.arrivals)} of {count} deliveries")
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)

@@ -1,0 +1,50 @@
+"""Import time: ``import cloudtasks_kit`` (and its first use) against ``import google.cloud.tasks_v2``,
+each in fresh interpreters, median of several runs."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+from typing import Any
+
+SNIPPETS = {
+    "tasks_v2": "import google.cloud.tasks_v2",
+    "kit": "import cloudtasks_kit",
+    "kit_client": "import cloudtasks_kit; cloudtasks_kit.CloudTasks",
+}
+
+
+def _time(snippet: str) -> float:
+    code = f"import time; t = time.perf_counter(); {snippet}; print(time.perf_counter() - t)"
+    return float(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    )
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    runs = 3 if quick else 7
+    for snippet in SNIPPETS.values():  # compile and cache bytecode first
+        _time(snippet)
+    times = {
+        name: statistics.median(_time(snippet) for _ in range(runs)) for name, snippet in SNIPPETS.items()
+    }
+    official = times["tasks_v2"]
+    return [
+        {
+            "benchmark": "import cloudtasks_kit vs import google.cloud.tasks_v2",
+            "kit": f"{times['kit'] * 1e3:.0f} ms",
+            "official": f"{official * 1e3:.0f} ms",
+            "ratio": times["kit"] / official,
+            "target": "<= 1.20",
+            "ok": times["kit"] / official <= 1.2,
+        },
+        {
+            "benchmark": "import cloudtasks_kit and load CloudTasks (what an app pays) vs import tasks_v2",
+            "kit": f"{times['kit_client'] * 1e3:.0f} ms",
+            "official": f"{official * 1e3:.0f} ms",
+            "ratio": times["kit_client"] / official,
+            "target": "<= 1.20",
+            "ok": times["kit_client"] / official <= 1.2,
+        },
+    ]
