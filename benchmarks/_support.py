@@ -34,6 +34,29 @@ def emulator_process() -> Iterator[tuple[str, str]]:
         process.wait(timeout=10)
 
 
+def paused_queues(grpc_address: str, kit_queue: str, raw_queue: str) -> tuple[Any, Any, Any, str]:
+    """A kit client with a paused queue, and the raw official client with another: ``(kit, kit queue
+    handle, raw client, raw queue name)``. Paused, so delivery does not compete with creating."""
+    import grpc
+    from google.cloud import tasks_v2
+    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+    from cloudtasks_kit import CloudTasks
+    from cloudtasks_kit.transports.grpc import GrpcTransport
+
+    kit = CloudTasks("bench", "us-central1", transport=GrpcTransport(emulator_host=grpc_address))
+    handle = kit.queue(kit_queue)
+    handle.create()
+    handle.pause()
+    raw = tasks_v2.CloudTasksClient(
+        transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(grpc_address))
+    )
+    parent = "projects/bench/locations/us-central1"
+    name = raw.create_queue(parent=parent, queue={"name": f"{parent}/queues/{raw_queue}"}).name
+    raw.pause_queue(name=name)
+    return kit, handle, raw, name
+
+
 def per_call(fn: Callable[[], Any], calls: int) -> float:
     """Seconds per call of ``fn`` over ``calls`` calls."""
     started = time.perf_counter()

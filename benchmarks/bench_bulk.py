@@ -7,13 +7,7 @@ import json
 import time
 from typing import Any
 
-import grpc
-from _support import emulator_process
-from google.cloud import tasks_v2
-from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
-
-from cloudtasks_kit import CloudTasks
-from cloudtasks_kit.transports.grpc import GrpcTransport
+from _support import emulator_process, paused_queues
 
 URL = "https://worker.example.com/run"
 
@@ -21,18 +15,7 @@ URL = "https://worker.example.com/run"
 def run(quick: bool = False) -> list[dict[str, Any]]:
     count = 2000 if quick else 10_000
     with emulator_process() as (grpc_address, _):
-        kit = CloudTasks("bench", "us-central1", transport=GrpcTransport(emulator_host=grpc_address))
-        queue = kit.queue("bulk")
-        queue.create()
-        queue.pause()
-        raw = tasks_v2.CloudTasksClient(
-            transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(grpc_address))
-        )
-        parent = raw.create_queue(
-            parent="projects/bench/locations/us-central1",
-            queue={"name": "projects/bench/locations/us-central1/queues/loop"},
-        ).name
-        raw.pause_queue(name=parent)
+        kit, queue, raw, parent = paused_queues(grpc_address, "bulk", "loop")
 
         started = time.perf_counter()
         results = queue.create_tasks(

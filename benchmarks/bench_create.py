@@ -6,31 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import grpc
-from _support import emulator_process, interleaved
-from google.cloud import tasks_v2
-from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
-
-from cloudtasks_kit import CloudTasks
-from cloudtasks_kit.transports.grpc import GrpcTransport
+from _support import emulator_process, interleaved, paused_queues
 
 URL = "https://worker.example.com/run"
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     with emulator_process() as (grpc_address, _):
-        kit = CloudTasks("bench", "us-central1", transport=GrpcTransport(emulator_host=grpc_address))
-        kit_queue = kit.queue("kit")
-        kit_queue.create()
-        kit_queue.pause()
-        raw = tasks_v2.CloudTasksClient(
-            transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(grpc_address))
-        )
-        parent = raw.create_queue(
-            parent="projects/bench/locations/us-central1",
-            queue={"name": "projects/bench/locations/us-central1/queues/raw"},
-        ).name
-        raw.pause_queue(name=parent)
+        kit, kit_queue, raw, parent = paused_queues(grpc_address, "kit", "raw")
         counter = iter(range(10**9))
 
         def through_the_kit() -> None:

@@ -106,6 +106,18 @@ class TaskHandler:
 
     # The steps, shared by the sync and async ways in.
 
+    def _admit(
+        self,
+        token: VerifiedToken | HandlerResponse | None,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> _Ready | HandlerResponse:
+        """What authentication said, then everything up to calling the function."""
+        if isinstance(token, HandlerResponse):
+            return token
+        return self._prepare(path, headers, body, token)
+
     def _prepare(
         self, path: str, headers: Mapping[str, str], body: bytes, token: VerifiedToken | None
     ) -> _Ready | HandlerResponse:
@@ -182,10 +194,7 @@ class TaskHandler:
 
     def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> HandlerResponse:
         """Handle one request; async task functions run to completion on an event loop of their own."""
-        token = self._authenticate(method, headers)
-        if isinstance(token, HandlerResponse):
-            return token
-        ready = self._prepare(path, headers, body, token)
+        ready = self._admit(self._authenticate(method, headers), path, headers, body)
         if isinstance(ready, HandlerResponse):
             return ready
         reset = _current.set(ready.context)
@@ -227,13 +236,11 @@ class TaskHandler:
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
     ) -> HandlerResponse:
         """Handle one request on the running loop; sync task functions run in a worker thread."""
-        if self.verifier is not None and self.verifier.needs_fetch():
+        if self.verifier is not None and self.verifier.needs_fetch():  # fetching certificates blocks
             token = await asyncio.to_thread(self._authenticate, method, headers)
         else:
             token = self._authenticate(method, headers)
-        if isinstance(token, HandlerResponse):
-            return token
-        ready = self._prepare(path, headers, body, token)
+        ready = self._admit(token, path, headers, body)
         if isinstance(ready, HandlerResponse):
             return ready
         reset = _current.set(ready.context)

@@ -73,6 +73,8 @@ TESTING = {
     "NotIdleError",
     "TargetResponse",
     "WSGITarget",
+    "assert_delivered",
+    "assert_enqueued",
 }
 
 

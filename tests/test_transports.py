@@ -13,6 +13,7 @@ from google.api_core import exceptions as core
 import cloudtasks_kit as kit
 from cloudtasks_kit.emulator import Emulator
 from cloudtasks_kit.errors import from_exception
+from cloudtasks_kit.retry import RetryPolicy
 from cloudtasks_kit.transports.grpc import AsyncGrpcTransport, GrpcTransport
 from cloudtasks_kit.transports.rest import RestTransport
 
@@ -177,3 +178,17 @@ def test_unknown_exceptions_become_unknown_with_the_cause() -> None:
     assert isinstance(error, kit.Unknown)
     assert "RuntimeError: boom" in str(error)
     assert from_exception(ConnectionResetError("reset")).__class__ is kit.TransportError
+
+
+async def test_async_facade_over_the_rest_transport(emulator: Emulator, project: str) -> None:
+    # There is no official async REST client: a sync RestTransport runs in worker threads.
+    client = kit.AsyncCloudTasks(
+        project, "us-central1", transport=RestTransport(emulator_rest_host=emulator.rest_address)
+    )
+    queue = client.queue("rest-async")
+    await queue.create()
+    task = await queue.create_task("https://w.example.com/x", task_id="r1")
+    assert task.id == "r1"
+    with pytest.raises(kit.AlreadyExists):
+        await queue.create_task("https://w.example.com/x", task_id="r1", retry_policy=RetryPolicy.none())
+    await client.close()

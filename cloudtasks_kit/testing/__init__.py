@@ -6,6 +6,7 @@ from ..engine.driver import Delivery, NotIdleError
 from ..engine.faults import Faults
 from ..engine.targets import ASGITarget, CallableTarget, HTTPTarget, TargetResponse, WSGITarget
 from ..transports.fake import FakeTransport
+from .assertions import assert_delivered, assert_enqueued
 
 __all__ = [
     "ASGITarget",
@@ -19,4 +20,6 @@ __all__ = [
     "NotIdleError",
     "TargetResponse",
     "WSGITarget",
+    "assert_delivered",
+    "assert_enqueued",
 ]
