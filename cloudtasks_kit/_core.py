@@ -234,6 +234,12 @@ def buffer_task(
         raise errors.ValidationError("method", method, "is not an HTTP method Cloud Tasks delivers")
     if headers:
         rules.check_headers(headers.items(), strict=True)
+        if any(name.lower() == "authorization" for name in headers):
+            raise errors.ValidationError(
+                "header",
+                "Authorization",
+                "carries the caller's own credentials to Cloud Tasks; set task auth on the queue",
+            )
     if known is not None and not known.raw_pb.http_target.uri_override.host:
         raise errors.ValidationError(
             "queue",

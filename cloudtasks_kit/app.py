@@ -44,6 +44,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+_ROUTE_RE = re.compile(r"/[A-Za-z0-9_.~!$&'()*+,;=:@%/-]*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +100,8 @@ class TaskApp:
         self.retry = retry
         self.tasks: dict[str, TaskFunction[Any, Any]] = {}
         """Task functions by name."""
+        self.routes: dict[str, TaskFunction[Any, Any]] = {}
+        """Task functions by the path they are served at."""
 
     def bind(self, client: CloudTasks | AsyncCloudTasks) -> None:
         """Set the client to enqueue with (for an app created before its client)."""
@@ -117,6 +120,7 @@ class TaskApp:
         /,
         *,
         name: str | None = None,
+        route: str | None = None,
         queue: str | None = None,
         deadline: timedelta | None = None,
         retry: RetryConfig | None = None,
@@ -129,6 +133,7 @@ class TaskApp:
         /,
         *,
         name: str | None = None,
+        route: str | None = None,
         queue: str | None = None,
         deadline: timedelta | None = None,
         retry: RetryConfig | None = None,
@@ -136,7 +141,8 @@ class TaskApp:
     ) -> Any:
         """Make a function enqueueable: ``@app.task`` or ``@app.task(queue=..., dedup_key=...)``.
 
-        ``name`` (the function's name by default) makes its route, ``{route_prefix}/{name}``.
+        ``name`` is the function's name by default; ``route``, the path it is served at, is
+        ``{route_prefix}/{name}`` by default.
         ``dedup_key`` is called with the task's arguments and gives the key that makes its stable id.
         """
 
@@ -148,18 +154,27 @@ class TaskApp:
                 )
             if task_name in self.tasks:
                 raise UsageError(f"a task named {task_name!r} is already registered; give one of them name=")
+            path = route or self.route(task_name)
+            if not _ROUTE_RE.fullmatch(path):
+                raise ValidationError(
+                    "route", path, "must be a path starting with '/', with no query or fragment"
+                )
+            if path in self.routes:
+                raise UsageError(f"{self.routes[path].name!r} is already served at {path!r}; give route=")
             if queue is not None:
                 rules.check_queue_id(queue)
             made: TaskFunction[Any, Any] = TaskFunction(
                 self,
                 function,
                 name=task_name,
+                route=path,
                 queue=queue,
                 deadline=deadline,
                 retry=retry,
                 dedup_key=dedup_key,
             )
             self.tasks[task_name] = made
+            self.routes[path] = made
             return made
 
         return decorate(fn) if fn is not None else decorate
@@ -212,7 +227,7 @@ class BoundTask(Generic[P, R]):
         if task_id is None and dedup is None and fn.dedup_key is not None:
             dedup = fn.dedup_key(*args, **kwargs)
         return TaskSpec(
-            url=app.base_url + app.route(fn.name),
+            url=app.base_url + fn.route,
             body=body,
             headers={"Content-Type": "application/json", **(options.headers or {})},
             oidc=app.oidc,
@@ -260,6 +275,7 @@ class TaskFunction(BoundTask[P, R]):
         fn: Callable[P, R],
         *,
         name: str,
+        route: str,
         queue: str | None,
         deadline: timedelta | None,
         retry: RetryConfig | None,
@@ -269,6 +285,8 @@ class TaskFunction(BoundTask[P, R]):
         self.app = app
         self.fn = fn
         self.name = name
+        self.route = route
+        """The path the handler serves this function at."""
         self.queue = queue
         self.deadline = deadline
         self.retry = retry
@@ -297,10 +315,6 @@ class TaskFunction(BoundTask[P, R]):
         if queue is not None:
             rules.check_queue_id(queue)
         return BoundTask(self, _CallOptions(delay, at, task_id, dedup_key, queue, deadline, headers))
-
-    @property
-    def route(self) -> str:
-        return self.app.route(self.name)
 
     def __repr__(self) -> str:
         return f"TaskFunction({self.name!r}, route={self.route!r})"

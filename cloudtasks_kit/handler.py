@@ -139,14 +139,13 @@ class TaskHandler:
         return _Ready(function, args, kwargs, context)
 
     def _route(self, path: str) -> TaskFunction[Any, Any] | None:
-        prefix = self.app.route_prefix + "/"
-        for candidate in (path, path.rstrip("/")):
-            if candidate.startswith(prefix):
-                function = self.app.tasks.get(candidate[len(prefix) :])
-                if function is not None:
-                    return function
-        # Mounted under a path of its own (app.mount("/tasks", ...)): the rest of the path names the task.
-        return self.app.tasks.get(path.strip("/").rsplit("/", 1)[-1])
+        routes = self.app.routes
+        trimmed = path.rstrip("/")
+        found = routes.get(path) or routes.get(trimmed)
+        if found is not None or not trimmed.startswith("/"):
+            return found
+        # Mounted under a path of its own (app.mount("/tasks", ...)), the framework may pass only the rest.
+        return next((function for route, function in routes.items() if route.endswith(trimmed)), None)
 
     def _refuse(self, status: int, reason: str, context: TaskContext, **details: str) -> HandlerResponse:
         extra = "".join(f" {k}={v!r}" for k, v in details.items())

@@ -462,3 +462,20 @@ async def test_aenqueue_with_an_async_client(fake: FakeTransport) -> None:
     assert task.url == BASE + "/tasks/job"
     with pytest.raises(kit.UsageError, match="needs a CloudTasks client"):
         job.enqueue(4)
+
+
+def test_a_custom_route_is_served_and_used_in_the_url(app: kit.TaskApp, fake: FakeTransport) -> None:
+    done: list[int] = []
+
+    @app.task(route="/hooks/v2/charge")
+    def charge(order: int) -> None:
+        done.append(order)
+
+    assert charge.enqueue(9).url == BASE + "/hooks/v2/charge"
+    with pytest.raises(kit.UsageError, match="already served"):
+        app.task(name="other", route="/hooks/v2/charge")(lambda: None)
+    with pytest.raises(kit.ValidationError, match="route"):
+        app.task(name="bad", route="hooks?x=1")(lambda: None)
+    fake.deliver_to_wsgi(handler_for(app, fake).wsgi)
+    assert [d.status for d in fake.run_until_idle()] == [200]
+    assert done == [9]

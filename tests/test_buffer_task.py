@@ -133,3 +133,9 @@ def test_curl_the_official_rest_session_and_the_kit_give_the_same_task(
     assert duplicate.status_code == 409
     assert duplicate.json()["error"]["status"] == "ALREADY_EXISTS"
     client.close()
+
+
+def test_an_authorization_header_is_refused_for_buffer_task(fake: Any) -> None:
+    queue = fake.client().queue("any")
+    with pytest.raises(kit.ValidationError, match="caller's own credentials"):
+        queue.buffer_task(b"x", headers={"Authorization": "Bearer secret"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -185,3 +186,29 @@ def test_manual_clock_refuses_to_go_back() -> None:
         clock.advance(-1)
     clock.set(50.0)
     assert clock.now() == 100.0
+
+
+def test_the_fake_delivers_over_real_http(local_server: Any, project: str) -> None:
+    seen: list[tuple[str, bytes]] = []
+    local_server.handlers[project] = lambda method, path, headers, body: seen.append((path, body)) or 201
+    fake = FakeTransport()
+    queue = fake.client().queue("http")
+    queue.create()
+    fake.deliver_over_http()
+    queue.create_task(f"{local_server.url}/{project}/hook", text="hi")
+    (delivery,) = fake.run_until_idle()
+    assert delivery.status == 201
+    assert seen == [("/hook", b"hi")]
+    local_server.handlers.pop(project)
+
+
+def test_an_attempt_never_shows_its_token_in_a_repr() -> None:
+    fake = FakeTransport()
+    queue = fake.client().queue("q")
+    queue.create()
+    queue.create_task(
+        "https://w.test/x", oidc=kit.OidcToken(service_account_email="a@p.iam.gserviceaccount.com")
+    )
+    (dispatch,) = fake.engine.take_due()
+    assert dispatch.headers["Authorization"].startswith("Bearer ")
+    assert "Bearer" not in repr(dispatch)

@@ -33,8 +33,8 @@ class Dispatch:
     queue_name: str
     method: str
     url: str
-    headers: dict[str, str]
-    body: bytes
+    headers: dict[str, str] = dataclasses.field(repr=False)  # Authorization stays out of logs
+    body: bytes = dataclasses.field(repr=False)
     deadline: float
     retry_count: int
     schedule_time: float
