@@ -70,7 +70,6 @@ PROJECT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,99}")
 LOCATION_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
 MAX_URL_LENGTH = 2083
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
-TASK_MAX_AGE = timedelta(days=31)
 MAX_DISPATCH_DEADLINE = timedelta(minutes=30)
 DEFAULT_DISPATCH_DEADLINE = timedelta(minutes=10)
 MAX_DISPATCHES_PER_SECOND = 500.0

@@ -7,7 +7,6 @@ takes the same keywords as :class:`TaskSpec`.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import json
@@ -361,22 +360,3 @@ class Task:
         return isinstance(other, Task) and self._pb == other._pb
 
     __hash__ = None  # type: ignore[assignment]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (body base64-encoded when present)."""
-        body = self.body
-        return {
-            "name": self.name,
-            "url": self.url,
-            "method": self.method,
-            "headers": self.headers,
-            "body": base64.b64encode(body).decode() if body is not None else None,
-            "schedule_time": _iso(self.schedule_time),
-            "create_time": _iso(self.create_time),
-            "dispatch_count": self.dispatch_count,
-            "response_count": self.response_count,
-        }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None

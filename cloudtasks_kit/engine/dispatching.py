@@ -79,10 +79,6 @@ class Dispatching:
             best = when if best is None else min(best, when)
         return best
 
-    def pending(self) -> int:
-        """Tasks in all queues, running or not."""
-        return sum(len(q.tasks) for q in self._queues.values())
-
     def dispatchable(self) -> int:
         """Tasks that will be dispatched without anyone acting: in RUNNING queues, or RunTask'd."""
         forced = sum(1 for r in self._forced if r.alive)

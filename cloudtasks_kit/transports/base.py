@@ -13,32 +13,10 @@ from __future__ import annotations
 import abc
 import dataclasses
 import time
-from typing import TypeVar
 
 from google.cloud import tasks_v2
 
 __all__ = ["AsyncTransport", "BatchCreateResult", "BufferTaskRequest", "Transport"]
-
-T = TypeVar("T")
-
-# The RPCs of the seam, by method name; the facade's calls name one of these.
-METHODS = (
-    "list_queues",
-    "get_queue",
-    "create_queue",
-    "update_queue",
-    "delete_queue",
-    "purge_queue",
-    "pause_queue",
-    "resume_queue",
-    "list_tasks",
-    "get_task",
-    "create_task",
-    "batch_create_tasks",
-    "delete_task",
-    "run_task",
-    "buffer_task",
-)
 
 
 @dataclasses.dataclass(frozen=True)

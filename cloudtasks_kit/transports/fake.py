@@ -20,7 +20,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from google.cloud import tasks_v2
-from google.protobuf import json_format
 
 from .. import rules
 from ..engine.clock import ManualClock
@@ -236,10 +235,6 @@ class FakeTransport(Transport):
         """A ``google.auth.transport.Request`` that answers any URL with :meth:`certs`, for
         ``google.oauth2.id_token.verify_token(token, fake.certs_request(), audience=...)``."""
         return _StaticCertsRequest(self.certs())
-
-    def queue_json(self, queue: str) -> dict[str, Any]:
-        """A queue as the REST API would show it (camelCase JSON), for readable assertions."""
-        return dict(json_format.MessageToDict(self.engine.queue_pb(self.queue_name(queue))))
 
 
 class _StaticCertsRequest:
