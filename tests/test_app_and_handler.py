@@ -479,3 +479,25 @@ def test_a_custom_route_is_served_and_used_in_the_url(app: kit.TaskApp, fake: Fa
     fake.deliver_to_wsgi(handler_for(app, fake).wsgi)
     assert [d.status for d in fake.run_until_idle()] == [200]
     assert done == [9]
+
+
+@pytest.mark.parametrize("face", ["wsgi", "asgi"])
+def test_a_task_that_enqueues_its_follow_up_runs_to_the_end(
+    app: kit.TaskApp, fake: FakeTransport, face: str
+) -> None:
+    steps: list[int] = []
+
+    @app.task
+    async def step(n: int) -> None:
+        steps.append(n)
+        if n < 5:
+            await step.aenqueue(n + 1)  # a sync client: runs in a thread, from the ASGI loop's thread
+
+    step.enqueue(1)
+    handler = handler_for(app, fake)
+    if face == "wsgi":
+        fake.deliver_to_wsgi(handler.wsgi)
+    else:
+        fake.deliver_to_asgi(handler.asgi)
+    assert [d.status for d in fake.run_until_idle()] == [200] * 5
+    assert steps == [1, 2, 3, 4, 5]

@@ -270,3 +270,18 @@ def test_the_demo_runs_and_exits_zero() -> None:
     assert "demo finished: all tasks delivered" in result.stdout
     assert "OIDC token verified" in result.stdout
     assert time.monotonic() - started < 60
+
+
+def test_huge_grpc_messages_get_the_services_errors_and_the_emulator_keeps_serving(
+    emulator: Emulator, project: str
+) -> None:
+    client = official_grpc(emulator)
+    parent = f"projects/{project}/locations/us-central1"
+    queue = client.create_queue(parent=parent, queue={"name": f"{parent}/queues/huge"})
+    task = {"http_request": {"url": "https://w.example.com/", "body": b"x" * (2 * 1024 * 1024)}}
+    with pytest.raises(core.InvalidArgument, match="task size"):
+        client.create_task(parent=queue.name, task=task)
+    task["http_request"]["body"] = b"x" * (5 * 1024 * 1024)  # type: ignore[index]
+    with pytest.raises(core.ResourceExhausted):
+        client.create_task(parent=queue.name, task=task)
+    assert client.get_queue(name=queue.name).name == queue.name

@@ -6,9 +6,11 @@ waits an hour of backoff runs in milliseconds and does the same thing every time
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
@@ -99,17 +101,27 @@ class VirtualDriver:
     unreachable host does.
     """
 
-    def __init__(self, engine: Engine, clock: ManualClock, route: Route) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: ManualClock,
+        route: Route,
+        lock: AbstractContextManager[Any] | None = None,
+    ) -> None:
         self.engine = engine
         self.clock = clock
         self.route = route
         self.deliveries: list[Delivery] = []
+        # The engine is not thread-safe, and a target (an ASGI app on its own loop) may create tasks from
+        # another thread while an attempt runs: engine calls take the lock, attempts run without it.
+        self._lock = lock if lock is not None else contextlib.nullcontext()
 
     def run_due(self) -> list[Delivery]:
         """Deliver everything due now, without moving time (retries due now included)."""
         done: list[Delivery] = []
         while True:
-            batch = self.engine.take_due()
+            with self._lock:
+                batch = self.engine.take_due()
             if not batch:
                 return done
             done.extend(self._deliver(dispatch) for dispatch in batch)
@@ -120,7 +132,8 @@ class VirtualDriver:
         end = self.clock.now() + seconds
         done = self.run_due()
         while True:
-            when = self.engine.next_due()
+            with self._lock:
+                when = self.engine.next_due()
             if when is None or when > end:
                 break
             self.clock.set(when)
@@ -137,13 +150,16 @@ class VirtualDriver:
         """
         done: list[Delivery] = []
         while True:
-            when = self.engine.next_due()
+            with self._lock:
+                when = self.engine.next_due()
             if when is None:
                 return done
             if len(done) >= max_attempts:
                 raise NotIdleError(self._still_busy(max_attempts))
             self.clock.set(when)
-            done.extend(self._deliver(d) for d in self.engine.take_due(limit=max_attempts - len(done)))
+            with self._lock:
+                batch = self.engine.take_due(limit=max_attempts - len(done))
+            done.extend(self._deliver(dispatch) for dispatch in batch)
 
     def _deliver(self, dispatch: Dispatch) -> Delivery:
         target = self.route(dispatch)
@@ -151,7 +167,8 @@ class VirtualDriver:
             outcome, response = Outcome(None, error=f"UNREACHABLE: no target takes {dispatch.url}"), None
         else:
             outcome, response = outcome_of(dispatch, target)
-        self.engine.finish(dispatch, outcome)
+        with self._lock:
+            self.engine.finish(dispatch, outcome)
         delivery = Delivery.of(dispatch, outcome, response.body if response is not None else b"")
         self.deliveries.append(delivery)
         return delivery

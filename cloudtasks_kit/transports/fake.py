@@ -79,8 +79,8 @@ class FakeTransport(Transport):
         self.faults = Faults()
         self.auto_create_queues = auto_create_queues
         self._routes: list[tuple[str, Target]] = []
-        self.driver = VirtualDriver(self.engine, self.clock, self._route)
         self._lock = threading.RLock()
+        self.driver = VirtualDriver(self.engine, self.clock, self._route, self._lock)
 
     def now(self) -> float:
         return self.clock.now()
