@@ -188,28 +188,23 @@ class Service:
 
     def call(self, name: str, request: Any) -> Any:
         """Run one RPC, with fault injection; raises ``google.api_core`` exceptions as the service answers."""
-        fault = self.faults.decide(name)
-        if fault is not None and not fault.lost:
-            raise fault.exception()
         handler: Callable[[Any], Any] = getattr(self, "_" + name, None) or getattr(self.engine, name)
-        try:
-            response = handler(request)
-        except ValidationError as exc:
-            raise core.InvalidArgument(str(exc)) from None
-        if fault is not None:
-            raise fault.exception()
+
+        def answer() -> Any:
+            try:
+                return handler(request)
+            except ValidationError as exc:
+                raise core.InvalidArgument(str(exc)) from None
+
+        response = self.faults.around(name, answer)
         return empty_pb2.Empty() if response is None else response
 
     def buffer_task(
         self, queue: str, task_id: str | None, method: str, headers: dict[str, str], body: bytes
     ) -> Any:
-        fault = self.faults.decide("buffer_task")
-        if fault is not None and not fault.lost:
-            raise fault.exception()
-        task = self.engine.buffer_task(queue, task_id, method, headers, body)
-        if fault is not None:
-            raise fault.exception()
-        return task
+        return self.faults.around(
+            "buffer_task", lambda: self.engine.buffer_task(queue, task_id, method, headers, body)
+        )
 
     # Long-running operations: the batch calls finish at once and are kept for GetOperation.
 

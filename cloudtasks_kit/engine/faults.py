@@ -9,13 +9,16 @@ import dataclasses
 import random
 import threading
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from google.api_core import exceptions as core
 
 from ..errors import StatusCode
 
 __all__ = ["Fault", "Faults"]
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +91,17 @@ class Faults:
         with self._lock:
             self._queued.clear()
             self._random.clear()
+
+    def around(self, method: str, call: Callable[[], T]) -> T:
+        """Make one call of ``method`` with its fault, if any: failing before ``call`` runs, or after it
+        has taken effect for a lost response."""
+        fault = self.decide(method)
+        if fault is not None and not fault.lost:
+            raise fault.exception()
+        result = call()
+        if fault is not None:
+            raise fault.exception()
+        return result
 
     def decide(self, method: str) -> Fault | None:
         """The fault for this call of ``method``, if any (consumed)."""
