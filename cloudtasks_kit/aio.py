@@ -16,10 +16,9 @@ from typing_extensions import Unpack
 
 from . import _core, rules
 from ._core import View
-from .bulk import Bulk, Chunk, CreateResult, Progress
-from .client import emulator_addresses, resolve_location
+from ._facade import ClientBase, QueueBase, emulator_addresses
+from .bulk import Chunk, CreateResult, Progress
 from .errors import UsageError
-from .names import QueueName, location_path
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
 from .retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from .tasks import NO_JSON, Task, TaskOptions, TaskSpec
@@ -53,7 +52,7 @@ def _async_transport(
     )
 
 
-class AsyncCloudTasks:
+class AsyncCloudTasks(ClientBase["AsyncTransport | Transport"]):
     """Cloud Tasks for one project and location, with ``async`` methods.
 
     Takes an :class:`~cloudtasks_kit.transports.AsyncTransport`, or a sync transport (the fake is called
@@ -76,18 +75,17 @@ class AsyncCloudTasks:
         limits: rules.Limits = rules.DEFAULT_LIMITS,
         retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
     ) -> None:
-        self.project, self.location = resolve_location(project, location)
-        self.transport = _async_transport(transport, credentials, emulator_host, client_options)
-        self.limits = limits
-        self.retry_policy = retry_policy
-
-    @property
-    def parent(self) -> str:
-        return location_path(self.project, self.location)
+        super().__init__(
+            project,
+            location,
+            lambda: _async_transport(transport, credentials, emulator_host, client_options),
+            limits,
+            retry_policy,
+        )
 
     def queue(self, queue_id: str) -> AsyncQueueHandle:
         """A handle on the queue ``queue_id`` (no I/O)."""
-        return AsyncQueueHandle(self, QueueName(self.project, self.location, rules.check_queue_id(queue_id)))
+        return AsyncQueueHandle(self, self._queue_name(queue_id))
 
     async def list_queues(self, *, page_size: int | None = None) -> AsyncIterator[Queue]:
         """Every queue in the location, fetching pages as it goes."""
@@ -115,29 +113,12 @@ class AsyncCloudTasks:
     ) -> None:
         await self.close()
 
-    def __repr__(self) -> str:
-        kind = type(self.transport).__name__
-        return f"AsyncCloudTasks(project={self.project!r}, location={self.location!r}, transport={kind})"
 
-
-class AsyncQueueHandle:
+class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
     """One queue, with ``async`` methods. Get one from :meth:`AsyncCloudTasks.queue`."""
 
-    def __init__(self, client: AsyncCloudTasks, name: QueueName) -> None:
-        self.client = client
-        self.name = name.path
-        self.id = name.queue
-        self.known: Queue | None = None
-        """The queue as last seen by this handle, or None."""
-
-    def __repr__(self) -> str:
-        return f"AsyncQueueHandle({self.name!r})"
-
     async def _run(self, op: _core.Op[_core.T]) -> _core.T:
-        result = await _core.arun(self.client.transport, op)
-        if isinstance(result, Queue):
-            self.known = result
-        return result
+        return self._seen(await _core.arun(self.client.transport, op))
 
     # Tasks.
 
@@ -158,13 +139,7 @@ class AsyncQueueHandle:
         **options: Unpack[TaskOptions],
     ) -> Task:
         """Create an HTTP task; see :meth:`QueueHandle.create_task`."""
-        spec = _core.as_spec(url, options)
-        client = self.client
-        policy = retry_policy or client.retry_policy
-        plan = _core.plan_create(
-            self.name, spec, now=client.transport.now(), limits=client.limits, policy=policy
-        )
-        return await _core.arun_plan(client.transport, plan)
+        return await _core.arun_plan(self.client.transport, self._create_plan(url, options, retry_policy))
 
     async def create_tasks(
         self,
@@ -175,20 +150,13 @@ class AsyncQueueHandle:
         on_progress: Progress | None = None,
     ) -> list[CreateResult]:
         """Create many tasks; see :meth:`QueueHandle.create_tasks`."""
-        client = self.client
-        work = Bulk(
-            self.name,
-            specs,
-            now=client.transport.now(),
-            limits=client.limits,
-            policy=retry_policy or client.retry_policy,
-            on_progress=on_progress,
-        )
+        work = self._bulk(specs, retry_policy, on_progress)
+        transport = self.client.transport
         slots = asyncio.Semaphore(max(1, concurrency))
 
         async def one(chunk: Chunk) -> Chunk:
             async with slots:
-                await work.arun_chunk(client.transport, chunk)
+                await work.arun_chunk(transport, chunk)
             return chunk
 
         for finished in asyncio.as_completed([one(chunk) for chunk in work.chunks]):
@@ -206,17 +174,9 @@ class AsyncQueueHandle:
         headers: Mapping[str, str] | None = None,
     ) -> Task:
         """BufferTask; see :meth:`QueueHandle.buffer_task`."""
-        op = _core.buffer_task(
-            self.name,
-            self.known,
-            body=body,
-            text=text,
-            json=json,
-            task_id=task_id,
-            method=method,
-            headers=headers,
+        return await self._run(
+            self._buffer(body, text=text, json=json, task_id=task_id, method=method, headers=headers)
         )
-        return await self._run(op)
 
     async def get_task(self, task: str | Task, *, view: View = "BASIC") -> Task:
         return await self._run(_core.get_task(_core.task_name(self.name, task), view))

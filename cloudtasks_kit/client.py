@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from types import TracebackType
@@ -12,38 +11,15 @@ from typing_extensions import Unpack
 
 from . import _core, rules
 from ._core import View
-from .bulk import Bulk, CreateResult, Progress
+from ._facade import ClientBase, QueueBase, emulator_addresses
+from .bulk import CreateResult, Progress
 from .errors import UsageError
-from .names import QueueName, location_path
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
 from .retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from .tasks import NO_JSON, Task, TaskOptions, TaskSpec
 from .transports.base import Transport
 
 __all__ = ["CloudTasks", "QueueHandle"]
-
-EMULATOR_HOST_ENV = "CLOUDTASKS_EMULATOR_HOST"
-EMULATOR_REST_HOST_ENV = "CLOUDTASKS_EMULATOR_REST_HOST"
-
-
-def resolve_location(project: str | None, location: str | None) -> tuple[str, str]:
-    """Project and location from the arguments, else ``GOOGLE_CLOUD_PROJECT`` / ``CLOUDTASKS_LOCATION``."""
-    project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("CLOUDSDK_CORE_PROJECT")
-    location = location or os.environ.get("CLOUDTASKS_LOCATION")
-    if not project:
-        raise UsageError("CloudTasks needs a project: pass project=... or set GOOGLE_CLOUD_PROJECT")
-    if not location:
-        raise UsageError(
-            "CloudTasks needs a location (e.g. 'us-central1'): pass location=... or set CLOUDTASKS_LOCATION"
-        )
-    return rules.check_project_id(project), rules.check_location_id(location)
-
-
-def emulator_addresses(emulator_host: str | None) -> tuple[str | None, str | None]:
-    """The emulator's gRPC and REST addresses, from the argument or the environment."""
-    host = emulator_host or os.environ.get(EMULATOR_HOST_ENV) or None
-    rest = os.environ.get(EMULATOR_REST_HOST_ENV) or None
-    return host, rest
 
 
 def _sync_transport(
@@ -73,7 +49,7 @@ def _sync_transport(
     raise UsageError(f"transport {transport!r} must be 'grpc', 'rest' or a Transport instance")
 
 
-class CloudTasks:
+class CloudTasks(ClientBase[Transport]):
     """Cloud Tasks for one project and location.
 
     With no ``transport`` it uses the official gRPC client with application default credentials, or
@@ -97,20 +73,17 @@ class CloudTasks:
         limits: rules.Limits = rules.DEFAULT_LIMITS,
         retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
     ) -> None:
-        self.project, self.location = resolve_location(project, location)
-        self.transport = _sync_transport(transport, credentials, emulator_host, client_options)
-        self.limits = limits
-        self.retry_policy = retry_policy
-        """How creates are retried (tasks with ids only, by default); None: never."""
-
-    @property
-    def parent(self) -> str:
-        """``projects/P/locations/L``."""
-        return location_path(self.project, self.location)
+        super().__init__(
+            project,
+            location,
+            lambda: _sync_transport(transport, credentials, emulator_host, client_options),
+            limits,
+            retry_policy,
+        )
 
     def queue(self, queue_id: str) -> QueueHandle:
         """A handle on the queue ``queue_id`` (no I/O: the queue need not exist yet)."""
-        return QueueHandle(self, QueueName(self.project, self.location, rules.check_queue_id(queue_id)))
+        return QueueHandle(self, self._queue_name(queue_id))
 
     def list_queues(self, *, page_size: int | None = None) -> Iterator[Queue]:
         """Every queue in the location, fetching pages as it goes."""
@@ -136,29 +109,12 @@ class CloudTasks:
     ) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        kind = type(self.transport).__name__
-        return f"CloudTasks(project={self.project!r}, location={self.location!r}, transport={kind})"
 
-
-class QueueHandle:
+class QueueHandle(QueueBase[CloudTasks]):
     """One queue: its tasks and its administration. Get one from :meth:`CloudTasks.queue`."""
 
-    def __init__(self, client: CloudTasks, name: QueueName) -> None:
-        self.client = client
-        self.name = name.path
-        self.id = name.queue
-        self.known: Queue | None = None
-        """The queue as last seen by this handle (create, ensure, get...), or None."""
-
-    def __repr__(self) -> str:
-        return f"QueueHandle({self.name!r})"
-
     def _run(self, op: _core.Op[_core.T]) -> _core.T:
-        result = _core.run(self.client.transport, op)
-        if isinstance(result, Queue):
-            self.known = result
-        return result
+        return self._seen(_core.run(self.client.transport, op))
 
     # Tasks.
 
@@ -186,13 +142,7 @@ class QueueHandle:
         Example:
             ``queue.create_task("https://w.example.com/send", json={"id": 1}, delay=timedelta(minutes=5))``
         """
-        spec = _core.as_spec(url, options)
-        client = self.client
-        policy = retry_policy or client.retry_policy
-        plan = _core.plan_create(
-            self.name, spec, now=client.transport.now(), limits=client.limits, policy=policy
-        )
-        return _core.run_plan(client.transport, plan)
+        return _core.run_plan(self.client.transport, self._create_plan(url, options, retry_policy))
 
     def create_tasks(
         self,
@@ -207,17 +157,10 @@ class QueueHandle:
         Returns a :class:`CreateResult` per input, in input order: the task, or why it was not created.
         Specs may be :class:`TaskSpec` or mappings of its fields (checked one by one, never raising).
         """
-        client = self.client
-        work = Bulk(
-            self.name,
-            specs,
-            now=client.transport.now(),
-            limits=client.limits,
-            policy=retry_policy or client.retry_policy,
-            on_progress=on_progress,
-        )
+        work = self._bulk(specs, retry_policy, on_progress)
+        transport = self.client.transport
         with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="cloudtasks-kit") as pool:
-            running = {pool.submit(work.run_chunk, client.transport, chunk): chunk for chunk in work.chunks}
+            running = {pool.submit(work.run_chunk, transport, chunk): chunk for chunk in work.chunks}
             for future in as_completed(running):
                 future.result()
                 work.progressed(running[future])
@@ -241,17 +184,9 @@ class QueueHandle:
         Example:
             ``queue.buffer_task(json={"event": "signup"}, task_id="signup-42")``
         """
-        op = _core.buffer_task(
-            self.name,
-            self.known,
-            body=body,
-            text=text,
-            json=json,
-            task_id=task_id,
-            method=method,
-            headers=headers,
+        return self._run(
+            self._buffer(body, text=text, json=json, task_id=task_id, method=method, headers=headers)
         )
-        return self._run(op)
 
     def get_task(self, task: str | Task, *, view: View = "BASIC") -> Task:
         """A task by id (or full name); ``view="FULL"`` includes the body."""

@@ -203,7 +203,7 @@ class Service:
         self, queue: str, task_id: str | None, method: str, headers: dict[str, str], body: bytes
     ) -> Any:
         return self.faults.around(
-            "buffer_task", lambda: self.engine.buffer_task(queue, task_id, method, headers, body)
+            "buffer_task", self.engine.buffer_task, queue, task_id, method, headers, body
         )
 
     # Long-running operations: the batch calls finish at once and are kept for GetOperation.

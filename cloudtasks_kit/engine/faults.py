@@ -10,7 +10,7 @@ import random
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as core
 
@@ -92,13 +92,13 @@ class Faults:
             self._queued.clear()
             self._random.clear()
 
-    def around(self, method: str, call: Callable[[], T]) -> T:
-        """Make one call of ``method`` with its fault, if any: failing before ``call`` runs, or after it
-        has taken effect for a lost response."""
+    def around(self, method: str, call: Callable[..., T], *args: Any) -> T:
+        """Make one call of ``method``, ``call(*args)``, with its fault, if any: failing before it runs,
+        or after it has taken effect for a lost response."""
         fault = self.decide(method)
         if fault is not None and not fault.lost:
             raise fault.exception()
-        result = call()
+        result = call(*args)
         if fault is not None:
             raise fault.exception()
         return result

@@ -104,13 +104,13 @@ class FakeTransport(Transport):
     # The seam.
 
     def _call(self, name: str, *args: Any) -> Any:
-        def call() -> Any:
-            with self._lock:  # the engine is not thread-safe; bulk creates call from several threads
-                if self.auto_create_queues and name in ("create_task", "batch_create_tasks"):
-                    self._ensure_queue(args[0].parent)
-                return getattr(self.engine, name)(*args)
+        return self.faults.around(name, self._engine_call, name, args)
 
-        return self.faults.around(name, call)
+    def _engine_call(self, name: str, args: tuple[Any, ...]) -> Any:
+        with self._lock:  # the engine is not thread-safe; bulk creates call from several threads
+            if self.auto_create_queues and name in ("create_task", "batch_create_tasks"):
+                self._ensure_queue(args[0].parent)
+            return getattr(self.engine, name)(*args)
 
     def _ensure_queue(self, name: str) -> None:
         if name and name not in self.engine.queue_names() and "/queues/" in name:
