@@ -1,6 +1,6 @@
 """The asynchronous facade: :class:`AsyncCloudTasks`, the same surface as :class:`CloudTasks`, awaitable.
 
-It shares request building and response decoding with the sync facade (:mod:`cloudtasks_kit._core`);
+It shares request building and response decoding with the sync facade (:mod:`cloudtasks_kit._operations`);
 only the driver differs. The official async client binds to the event loop it is made in, so the default
 transport makes it lazily inside the running loop: an ``AsyncCloudTasks`` made at import time is fine.
 """
@@ -14,9 +14,11 @@ from typing import Any, overload
 
 from typing_extensions import Unpack
 
-from . import _core, rules
-from ._core import View
-from ._facade import ClientBase, QueueBase, emulator_addresses
+from . import _operations as ops
+from . import rules
+from ._client_base import ClientBase, QueueBase, emulator_addresses
+from ._operations import View
+from ._runner import Op, T, arun, arun_plan
 from .bulk import Chunk, CreateResult, Progress
 from .errors import UsageError
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
@@ -91,9 +93,7 @@ class AsyncCloudTasks(ClientBase["AsyncTransport | Transport"]):
         """Every queue in the location, fetching pages as it goes."""
         token = ""
         while True:
-            queues, token = await _core.arun(
-                self.transport, _core.list_queues_page(self.parent, page_size, token)
-            )
+            queues, token = await arun(self.transport, ops.list_queues_page(self.parent, page_size, token))
             for queue in queues:
                 yield queue
             if not token:
@@ -117,8 +117,8 @@ class AsyncCloudTasks(ClientBase["AsyncTransport | Transport"]):
 class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
     """One queue, with ``async`` methods. Get one from :meth:`AsyncCloudTasks.queue`."""
 
-    async def _run(self, op: _core.Op[_core.T]) -> _core.T:
-        return self._seen(await _core.arun(self.client.transport, op))
+    async def _run(self, op: Op[T]) -> T:
+        return self._seen(await arun(self.client.transport, op))
 
     # Tasks.
 
@@ -139,7 +139,7 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
         **options: Unpack[TaskOptions],
     ) -> Task:
         """Create an HTTP task; see :meth:`QueueHandle.create_task`."""
-        return await _core.arun_plan(self.client.transport, self._create_plan(url, options, retry_policy))
+        return await arun_plan(self.client.transport, self._create_plan(url, options, retry_policy))
 
     async def create_tasks(
         self,
@@ -179,22 +179,22 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
         )
 
     async def get_task(self, task: str | Task, *, view: View = "BASIC") -> Task:
-        return await self._run(_core.get_task(_core.task_name(self.name, task), view))
+        return await self._run(ops.get_task(ops.task_name(self.name, task), view))
 
     async def list_tasks(self, *, view: View = "BASIC", page_size: int | None = None) -> AsyncIterator[Task]:
         token = ""
         while True:
-            tasks, token = await self._run(_core.list_tasks_page(self.name, view, page_size, token))
+            tasks, token = await self._run(ops.list_tasks_page(self.name, view, page_size, token))
             for task in tasks:
                 yield task
             if not token:
                 return
 
     async def delete_task(self, task: str | Task) -> None:
-        await self._run(_core.delete_task(_core.task_name(self.name, task)))
+        await self._run(ops.delete_task(ops.task_name(self.name, task)))
 
     async def run_task(self, task: str | Task, *, view: View = "BASIC") -> Task:
-        return await self._run(_core.run_task(_core.task_name(self.name, task), view))
+        return await self._run(ops.run_task(ops.task_name(self.name, task), view))
 
     # Administration.
 
@@ -206,7 +206,7 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
         http_target: QueueHttpTarget | None = None,
     ) -> Queue:
         return await self._run(
-            _core.create_queue(self.name, self.client.parent, (rate_limits, retry, http_target))
+            ops.create_queue(self.name, self.client.parent, (rate_limits, retry, http_target))
         )
 
     async def ensure(
@@ -217,7 +217,7 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
         http_target: QueueHttpTarget | None = None,
     ) -> Queue:
         return await self._run(
-            _core.ensure_queue(self.name, self.client.parent, (rate_limits, retry, http_target))
+            ops.ensure_queue(self.name, self.client.parent, (rate_limits, retry, http_target))
         )
 
     async def update(
@@ -227,19 +227,19 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
         retry: RetryConfig | None = None,
         http_target: QueueHttpTarget | None = None,
     ) -> Queue:
-        return await self._run(_core.update_queue(self.name, (rate_limits, retry, http_target)))
+        return await self._run(ops.update_queue(self.name, (rate_limits, retry, http_target)))
 
     async def get(self) -> Queue:
-        return await self._run(_core.get_queue(self.name))
+        return await self._run(ops.get_queue(self.name))
 
     async def pause(self) -> Queue:
-        return await self._run(_core.queue_state_call("pause_queue", self.name))
+        return await self._run(ops.pause_queue(self.name))
 
     async def resume(self) -> Queue:
-        return await self._run(_core.queue_state_call("resume_queue", self.name))
+        return await self._run(ops.resume_queue(self.name))
 
     async def purge(self) -> Queue:
-        return await self._run(_core.queue_state_call("purge_queue", self.name))
+        return await self._run(ops.purge_queue(self.name))
 
     async def delete(self) -> None:
-        await self._run(_core.delete_queue(self.name))
+        await self._run(ops.delete_queue(self.name))

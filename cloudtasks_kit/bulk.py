@@ -18,10 +18,13 @@ from typing import Any
 
 from google.cloud import tasks_v2
 
-from . import _core, errors, rules
+from . import errors, rules
+from ._operations import create_request, landed
+from ._runner import Op, Plan, arun_plan, call, run_plan
 from .retry import RetryPolicy
 from .tasks import Task, TaskSpec
-from .transports.base import AsyncTransport, BatchCreateResult, Transport
+from .transports.base import AsyncTransport, Transport
+from .transports.calls import BATCH_CREATE_TASKS
 
 __all__ = ["Bulk", "CreateResult", "Progress"]
 
@@ -56,13 +59,13 @@ class Chunk:
         self.results: dict[int, CreateResult] = {}
         self._request_id = uuid.uuid4().hex
 
-    def plan(self, policy: RetryPolicy | None) -> _core.Plan[None]:
-        return _core.Plan(policy, self.named, self._attempt)
+    def plan(self, policy: RetryPolicy | None) -> Plan[None]:
+        return Plan(policy, self.named, self._attempt)
 
-    def _attempt(self, retried: bool) -> _core.Op[None]:
+    def _attempt(self, retried: bool) -> Op[None]:
         request = tasks_v2.BatchCreateTasksRequest(parent=self.queue_name, request_id=self._request_id)
         request.requests.extend(tasks_v2.CreateTaskRequest.wrap(r) for _, r in self.pending)
-        outcome: BatchCreateResult = yield _core.Call("batch_create_tasks", request)
+        outcome = yield from call(BATCH_CREATE_TASKS, request)
         created = iter(outcome.tasks)
         still: list[tuple[int, Any]] = []
         first_retryable: errors.ApiError | None = None
@@ -73,7 +76,7 @@ class Chunk:
                 continue
             error = errors.api_error(errors.StatusCode(failure[0]), failure[1])
             if retried and isinstance(error, errors.AlreadyExists):
-                self.results[index] = CreateResult(index, (yield from _core.landed(raw.task.name)), None)
+                self.results[index] = CreateResult(index, (yield from landed(raw.task.name)), None)
                 continue
             self.results[index] = CreateResult(index, None, error)
             if isinstance(error, _RETRYABLE):
@@ -121,13 +124,13 @@ class Bulk:
 
     def run_chunk(self, transport: Transport, chunk: Chunk) -> None:
         try:
-            _core.run_plan(transport, chunk.plan(self.policy))
+            run_plan(transport, chunk.plan(self.policy))
         except errors.CloudTasksError as exc:
             chunk.fail(exc)
 
     async def arun_chunk(self, transport: AsyncTransport | Transport, chunk: Chunk) -> None:
         try:
-            await _core.arun_plan(transport, chunk.plan(self.policy))
+            await arun_plan(transport, chunk.plan(self.policy))
         except errors.CloudTasksError as exc:
             chunk.fail(exc)
 
@@ -156,7 +159,7 @@ def prepare(
         total += 1
         try:
             ready = spec if isinstance(spec, TaskSpec) else TaskSpec.model_validate(spec)
-            request = _core.create_request(queue_name, ready, now=now, limits=limits)
+            request = create_request(queue_name, ready, now=now, limits=limits)
         except errors.CloudTasksError as exc:
             results[index] = CreateResult(index, None, exc)
             continue

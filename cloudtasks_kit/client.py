@@ -9,9 +9,11 @@ from typing import Any, overload
 
 from typing_extensions import Unpack
 
-from . import _core, rules
-from ._core import View
-from ._facade import ClientBase, QueueBase, emulator_addresses
+from . import _operations as ops
+from . import rules
+from ._client_base import ClientBase, QueueBase, emulator_addresses
+from ._operations import View
+from ._runner import Op, T, run, run_plan
 from .bulk import CreateResult, Progress
 from .errors import UsageError
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
@@ -89,13 +91,13 @@ class CloudTasks(ClientBase[Transport]):
         """Every queue in the location, fetching pages as it goes."""
         token = ""
         while True:
-            queues, token = self._run(_core.list_queues_page(self.parent, page_size, token))
+            queues, token = self._run(ops.list_queues_page(self.parent, page_size, token))
             yield from queues
             if not token:
                 return
 
-    def _run(self, op: _core.Op[_core.T]) -> _core.T:
-        return _core.run(self.transport, op)
+    def _run(self, op: Op[T]) -> T:
+        return run(self.transport, op)
 
     def close(self) -> None:
         """Close the transport's connections."""
@@ -113,8 +115,8 @@ class CloudTasks(ClientBase[Transport]):
 class QueueHandle(QueueBase[CloudTasks]):
     """One queue: its tasks and its administration. Get one from :meth:`CloudTasks.queue`."""
 
-    def _run(self, op: _core.Op[_core.T]) -> _core.T:
-        return self._seen(_core.run(self.client.transport, op))
+    def _run(self, op: Op[T]) -> T:
+        return self._seen(run(self.client.transport, op))
 
     # Tasks.
 
@@ -142,7 +144,7 @@ class QueueHandle(QueueBase[CloudTasks]):
         Example:
             ``queue.create_task("https://w.example.com/send", json={"id": 1}, delay=timedelta(minutes=5))``
         """
-        return _core.run_plan(self.client.transport, self._create_plan(url, options, retry_policy))
+        return run_plan(self.client.transport, self._create_plan(url, options, retry_policy))
 
     def create_tasks(
         self,
@@ -190,24 +192,24 @@ class QueueHandle(QueueBase[CloudTasks]):
 
     def get_task(self, task: str | Task, *, view: View = "BASIC") -> Task:
         """A task by id (or full name); ``view="FULL"`` includes the body."""
-        return self._run(_core.get_task(_core.task_name(self.name, task), view))
+        return self._run(ops.get_task(ops.task_name(self.name, task), view))
 
     def list_tasks(self, *, view: View = "BASIC", page_size: int | None = None) -> Iterator[Task]:
         """Every task in the queue, fetching pages as it goes."""
         token = ""
         while True:
-            tasks, token = self._run(_core.list_tasks_page(self.name, view, page_size, token))
+            tasks, token = self._run(ops.list_tasks_page(self.name, view, page_size, token))
             yield from tasks
             if not token:
                 return
 
     def delete_task(self, task: str | Task) -> None:
         """Delete a task; its id stays taken for a while (see :class:`~cloudtasks_kit.rules.Limits`)."""
-        self._run(_core.delete_task(_core.task_name(self.name, task)))
+        self._run(ops.delete_task(ops.task_name(self.name, task)))
 
     def run_task(self, task: str | Task, *, view: View = "BASIC") -> Task:
         """Dispatch a task now, ignoring rate limits and a paused queue."""
-        return self._run(_core.run_task(_core.task_name(self.name, task), view))
+        return self._run(ops.run_task(ops.task_name(self.name, task), view))
 
     # Administration.
 
@@ -219,7 +221,7 @@ class QueueHandle(QueueBase[CloudTasks]):
         http_target: QueueHttpTarget | None = None,
     ) -> Queue:
         """Create the queue; ``AlreadyExists`` if it exists."""
-        return self._run(_core.create_queue(self.name, self.client.parent, (rate_limits, retry, http_target)))
+        return self._run(ops.create_queue(self.name, self.client.parent, (rate_limits, retry, http_target)))
 
     def ensure(
         self,
@@ -229,7 +231,7 @@ class QueueHandle(QueueBase[CloudTasks]):
         http_target: QueueHttpTarget | None = None,
     ) -> Queue:
         """Create the queue if missing, else update the fields given where they differ. Idempotent."""
-        return self._run(_core.ensure_queue(self.name, self.client.parent, (rate_limits, retry, http_target)))
+        return self._run(ops.ensure_queue(self.name, self.client.parent, (rate_limits, retry, http_target)))
 
     def update(
         self,
@@ -239,22 +241,22 @@ class QueueHandle(QueueBase[CloudTasks]):
         http_target: QueueHttpTarget | None = None,
     ) -> Queue:
         """Update only the fields given (and, within them, only the attributes set)."""
-        return self._run(_core.update_queue(self.name, (rate_limits, retry, http_target)))
+        return self._run(ops.update_queue(self.name, (rate_limits, retry, http_target)))
 
     def get(self) -> Queue:
-        return self._run(_core.get_queue(self.name))
+        return self._run(ops.get_queue(self.name))
 
     def pause(self) -> Queue:
         """Stop dispatching; tasks can still be added."""
-        return self._run(_core.queue_state_call("pause_queue", self.name))
+        return self._run(ops.pause_queue(self.name))
 
     def resume(self) -> Queue:
-        return self._run(_core.queue_state_call("resume_queue", self.name))
+        return self._run(ops.resume_queue(self.name))
 
     def purge(self) -> Queue:
         """Delete every task in the queue."""
-        return self._run(_core.queue_state_call("purge_queue", self.name))
+        return self._run(ops.purge_queue(self.name))
 
     def delete(self) -> None:
         """Delete the queue and its tasks; its name stays taken for a few days."""
-        self._run(_core.delete_queue(self.name))
+        self._run(ops.delete_queue(self.name))

@@ -7,7 +7,19 @@ from typing import NamedTuple
 from . import rules
 from .errors import ValidationError
 
-__all__ = ["QueueName", "TaskName", "location_path", "parse_queue_name", "parse_task_name"]
+__all__ = [
+    "QueueName",
+    "TaskName",
+    "check_queue_in_parent",
+    "location_of_queue",
+    "location_path",
+    "parse_location_name",
+    "parse_queue_name",
+    "parse_task_name",
+    "project_of",
+    "queue_of_task",
+    "short_id",
+]
 
 
 class QueueName(NamedTuple):
@@ -45,6 +57,38 @@ class TaskName(NamedTuple):
 
 def location_path(project: str, location: str) -> str:
     return f"projects/{project}/locations/{location}"
+
+
+# Fast splits of names the engine made itself (already checked): no validation, no allocation of parts.
+
+
+def short_id(name: str) -> str:
+    """The last segment of a full name: a queue's or a task's short id."""
+    return name.rpartition("/")[2]
+
+
+def queue_of_task(task_name: str) -> str:
+    """``projects/P/locations/L/queues/Q`` of a task's full name."""
+    return task_name.rpartition("/tasks/")[0]
+
+
+def location_of_queue(queue_name: str) -> str:
+    """``projects/P/locations/L`` of a queue's full name."""
+    return queue_name.rpartition("/queues/")[0]
+
+
+def project_of(name: str, default: str) -> str:
+    """The project of any ``projects/P/...`` name, else ``default``."""
+    parts = name.split("/", 2)
+    return parts[1] if len(parts) > 1 and parts[0] == "projects" and parts[1] else default
+
+
+def check_queue_in_parent(queue_name: str, parent: str) -> None:
+    """A queue named in a CreateQueue request must be in the request's parent."""
+    if location_of_queue(queue_name) != parent:
+        raise ValidationError(
+            "queue name", queue_name, f"must be in the request's parent ({parent}/queues/QUEUE_ID)"
+        )
 
 
 def parse_location_name(name: str, *, field: str = "parent") -> tuple[str, str]:

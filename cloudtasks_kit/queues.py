@@ -243,7 +243,7 @@ def build_queue_pb(
     if http_target is not None:
         msg.http_target.CopyFrom(http_target.to_pb())
         paths.append("http_target")
-    rules.check_queue_message(msg)
+    rules.check_queue_config(msg)
     return msg, paths
 
 
@@ -263,7 +263,8 @@ class Queue:
     @cached_property
     def raw(self) -> tasks_v2.Queue:
         """The official message, for fields the kit does not surface."""
-        return tasks_v2.Queue.wrap(self._pb)
+        message: tasks_v2.Queue = tasks_v2.Queue.wrap(self._pb)
+        return message
 
     @property
     def raw_pb(self) -> Any:

@@ -9,7 +9,8 @@ task. A task without an id is not retried unless ``RetryPolicy(unnamed=True)`` s
     tasks = CloudTasks(..., retry_policy=RetryPolicy(attempts=8, deadline=timedelta(minutes=1)))
     queue.create_task(url, dedup_key="order-42", retry_policy=RetryPolicy.none())   # per call
 
-Built on tenacity; ``sleep`` is injectable for tests.
+Built on tenacity. The waits between attempts are the transport's (real sleep over gRPC and REST, a
+virtual-clock advance on the fake), unless ``sleep``/``async_sleep`` are given.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class RetryPolicy:
         retry_on: the kit errors worth another attempt (transient ones by default; TransportError is an
             Unavailable).
         unnamed: also retry tasks without an id, accepting that a lost answer can make a duplicate.
-        sleep, async_sleep: how to wait (injectable for tests).
+        sleep, async_sleep: how to wait; None (the default) waits on the transport's clock.
     """
 
     attempts: int = 5
@@ -54,8 +55,8 @@ class RetryPolicy:
     deadline: timedelta | None = timedelta(seconds=60)
     retry_on: tuple[type[ApiError], ...] = TRANSIENT
     unnamed: bool = False
-    sleep: Callable[[float], None] = time.sleep
-    async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    sleep: Callable[[float], None] | None = None
+    async_sleep: Callable[[float], Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -90,17 +91,19 @@ class RetryPolicy:
             "reraise": True,
         }
 
-    def retrying(self) -> tenacity.Retrying:
-        """A tenacity ``Retrying`` for this policy."""
+    def retrying(self, sleep: Callable[[float], None] = time.sleep) -> tenacity.Retrying:
+        """A tenacity ``Retrying`` for this policy, waiting with ``sleep`` unless the policy sets its own."""
         import tenacity
 
-        return tenacity.Retrying(sleep=self.sleep, **self._arguments())  # type: ignore[arg-type]
+        return tenacity.Retrying(sleep=self.sleep or sleep, **self._arguments())  # type: ignore[arg-type]
 
-    def async_retrying(self) -> tenacity.AsyncRetrying:
-        """A tenacity ``AsyncRetrying`` for this policy."""
+    def async_retrying(
+        self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> tenacity.AsyncRetrying:
+        """A tenacity ``AsyncRetrying`` for this policy, waiting with ``sleep`` unless the policy sets its own."""
         import tenacity
 
-        return tenacity.AsyncRetrying(sleep=self.async_sleep, **self._arguments())  # type: ignore[arg-type]
+        return tenacity.AsyncRetrying(sleep=self.async_sleep or sleep, **self._arguments())  # type: ignore[arg-type]
 
 
 DEFAULT_RETRY_POLICY = RetryPolicy()

@@ -30,8 +30,8 @@ __all__ = [
     "check_headers",
     "check_location_id",
     "check_project_id",
+    "check_queue_config",
     "check_queue_id",
-    "check_queue_message",
     "check_task_id",
     "check_task_message",
     "check_url",
@@ -52,6 +52,9 @@ class Limits:
         queue_tombstone: how long a deleted queue's name stays taken (3 to 7 days).
         min_dispatch_deadline: the shortest dispatch deadline an HTTP task may have (15 seconds; lower it
             only to test timeouts quickly on the fake or the emulator).
+        max_retry_after: the longest wait a worker's ``Retry-After`` answer (429 or 503) may impose on a
+            task and its queue. The service's bound is not documented; one hour by default (the longest
+            default backoff).
     """
 
     max_task_bytes: int = 1024 * 1024
@@ -59,6 +62,7 @@ class Limits:
     task_tombstone: timedelta = timedelta(hours=1)
     queue_tombstone: timedelta = timedelta(days=3)
     min_dispatch_deadline: timedelta = timedelta(seconds=15)
+    max_retry_after: timedelta = timedelta(hours=1)
 
 
 DEFAULT_LIMITS = Limits()
@@ -308,15 +312,9 @@ def check_rate_limits(limits: Any, field: str = "rate_limits") -> None:
         )
 
 
-def check_queue_message(queue: Any, *, parent: str | None = None) -> None:
-    """Everything Create/UpdateQueue answers INVALID_ARGUMENT for, on a raw ``Queue`` protobuf."""
-    from .names import parse_queue_name
-
-    project, location, _ = parse_queue_name(queue.name, field="queue name")
-    if parent is not None and parent != f"projects/{project}/locations/{location}":
-        raise ValidationError(
-            "queue name", queue.name, f"must be in the request's parent ({parent}/queues/QUEUE_ID)"
-        )
+def check_queue_config(queue: Any) -> None:
+    """Everything Create/UpdateQueue answers INVALID_ARGUMENT for in a raw ``Queue`` protobuf's
+    configuration (its name is checked by :func:`cloudtasks_kit.names.parse_queue_name`)."""
     if queue.HasField("rate_limits"):
         check_rate_limits(queue.rate_limits)
     if queue.HasField("retry_config"):

@@ -258,7 +258,8 @@ class Task:
     @cached_property
     def raw(self) -> tasks_v2.Task:
         """The official message, for fields the kit does not surface."""
-        return tasks_v2.Task.wrap(self._pb)
+        message: tasks_v2.Task = tasks_v2.Task.wrap(self._pb)
+        return message
 
     @property
     def name(self) -> str:

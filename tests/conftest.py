@@ -16,7 +16,7 @@ import pytest
 
 from cloudtasks_kit import CloudTasks
 from cloudtasks_kit.emulator import Emulator
-from cloudtasks_kit.engine.driver import Delivery
+from cloudtasks_kit.engine.attempts import AttemptRecord as Delivery
 from cloudtasks_kit.transports.fake import FakeTransport
 
 # A handler answers (method, path, headers, body) with a status, or (status, headers).
@@ -134,7 +134,7 @@ class FakeHarness(Harness):
             result = handler(dispatch.method, path, dispatch.headers, dispatch.body)
             if isinstance(result, int):
                 return result
-            from cloudtasks_kit.engine.targets import TargetResponse
+            from cloudtasks_kit.drivers.targets import TargetResponse
 
             return TargetResponse(result[0], result[1])
 
@@ -146,7 +146,7 @@ class FakeHarness(Harness):
 
     def wait_for_deliveries(self, count: int, timeout: float = 20.0) -> list[Delivery]:
         while len(self.fake.deliveries) < count:
-            when = self.fake.engine.next_due()
+            when = self.fake.engine.scheduler.next_due()
             assert when is not None, f"only {len(self.fake.deliveries)} of {count} deliveries can happen"
             self.fake.advance(max(0.0, when - self.fake.now()))
         return list(self.fake.deliveries)

@@ -14,7 +14,8 @@ import pytest
 from google.cloud import tasks_v2
 
 import cloudtasks_kit as kit
-from cloudtasks_kit import _core
+from cloudtasks_kit import _runner
+from cloudtasks_kit.transports.calls import RPCS
 from cloudtasks_kit.names import QueueName
 
 from .conftest import Harness
@@ -23,10 +24,10 @@ from .conftest import Harness
 def send(client: kit.CloudTasks, method: str, request: Any) -> Any:
     """Send a raw request through the facade's driver (error mapping included), skipping the builders."""
 
-    def op() -> _core.Op[Any]:
-        return (yield _core.Call(method, request))
+    def op() -> _runner.Op[Any]:
+        return (yield from _runner.call(RPCS[method], request))
 
-    return _core.run(client.transport, op())
+    return _runner.run(client.transport, op())
 
 
 def raw_task(queue: kit.QueueHandle, **http_request: Any) -> Any:

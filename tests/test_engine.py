@@ -209,6 +209,6 @@ def test_an_attempt_never_shows_its_token_in_a_repr() -> None:
     queue.create_task(
         "https://w.test/x", oidc=kit.OidcToken(service_account_email="a@p.iam.gserviceaccount.com")
     )
-    (dispatch,) = fake.engine.take_due()
+    (dispatch,) = fake.engine.scheduler.take_due()
     assert dispatch.headers["Authorization"].startswith("Bearer ")
     assert "Bearer" not in repr(dispatch)

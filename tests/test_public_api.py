@@ -63,12 +63,16 @@ PUBLIC = {
 
 TESTING = {
     "ASGITarget",
+    "AttemptRecord",
+    "AttemptRequest",
+    "AttemptResult",
     "CallableTarget",
-    "Delivery",
-    "Dispatch",
+    "Delivery",  # the former name of AttemptRecord
+    "Dispatch",  # the former name of AttemptRequest
     "FakeTransport",
     "Faults",
     "HTTPTarget",
+    "History",
     "ManualClock",
     "NotIdleError",
     "TargetResponse",
@@ -82,6 +86,9 @@ def test_the_public_names_are_pinned() -> None:
     assert set(cloudtasks_kit.__all__) == PUBLIC
     assert set(cloudtasks_kit._HOME) == PUBLIC - {"__version__"}  # each lazily loaded name has a home
     assert set(cloudtasks_kit.testing.__all__) == TESTING
+    # The old names of the attempt types stay, as aliases of the new ones.
+    assert cloudtasks_kit.testing.Delivery is cloudtasks_kit.testing.AttemptRecord
+    assert cloudtasks_kit.testing.Dispatch is cloudtasks_kit.testing.AttemptRequest
 
 
 def test_every_public_name_exists_and_has_a_docstring() -> None:

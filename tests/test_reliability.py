@@ -182,13 +182,14 @@ def test_bulk_splits_into_batches_of_one_hundred(fake: FakeTransport) -> None:
     queue = fake.client().queue("q")
     queue.create()
     calls: list[int] = []
-    original = fake.batch_create_tasks
+    original = fake.call
 
-    def counting(request: Any) -> Any:
-        calls.append(len(request.requests))
-        return original(request)
+    def counting(rpc: Any, request: Any) -> Any:
+        if rpc.name == "batch_create_tasks":
+            calls.append(len(request.requests))
+        return original(rpc, request)
 
-    fake.batch_create_tasks = counting  # type: ignore[method-assign]
+    fake.call = counting  # type: ignore[method-assign]
     results = queue.create_tasks([{"url": f"https://w.example.com/{i}"} for i in range(250)])
     assert sorted(calls) == [50, 100, 100]
     assert len(results) == 250 and all(isinstance(r, CreateResult) and r.ok for r in results)

@@ -16,63 +16,29 @@ from typing import Any
 
 from aiohttp import web
 from google.api_core import exceptions as core
-from google.protobuf import json_format
+from google.protobuf import empty_pb2, json_format
 
+from ..engine.engine import Engine
 from ..errors import StatusCode, ValidationError
-from .service import RPCS, Service
+from ..transports.calls import RPCS, BufferTaskRequest, HttpRule, Rpc
 
 __all__ = ["make_rest_app"]
 
 log = logging.getLogger("cloudtasks_kit.emulator")
 
-_LOCATION = r"projects/[^/:]+/locations/[^/:]+"
-_QUEUE = _LOCATION + r"/queues/[^/:]+"
-_TASK = _QUEUE + r"/tasks/[^/:]+"
-
 
 @dataclasses.dataclass(frozen=True)
 class _Route:
-    method: str
     pattern: re.Pattern[str]
-    rpc: str
-    path_field: str  # the request field the captured name fills ("parent", "queue.name"...)
-    body_field: str | None  # "*" for the whole request, a field name, or None for no body
+    rpc: Rpc[Any, Any]
+    rule: HttpRule
 
 
-def _route(method: str, path: str, rpc: str, path_field: str, body_field: str | None = None) -> _Route:
-    return _Route(method, re.compile(path), rpc, path_field, body_field)
+# One route per HTTP binding of the call table.
+ROUTES = [_Route(rule.regex(), rpc, rule) for rpc in RPCS.values() for rule in rpc.http]
 
 
-ROUTES = [
-    _route("GET", rf"(?P<name>{_LOCATION})/queues", "list_queues", "parent"),
-    _route("POST", rf"(?P<name>{_LOCATION})/queues", "create_queue", "parent", "queue"),
-    _route("GET", rf"(?P<name>{_QUEUE})", "get_queue", "name"),
-    _route("PATCH", rf"(?P<name>{_QUEUE})", "update_queue", "queue.name", "queue"),
-    _route("DELETE", rf"(?P<name>{_QUEUE})", "delete_queue", "name"),
-    _route("POST", rf"(?P<name>{_QUEUE}):purge", "purge_queue", "name", "*"),
-    _route("POST", rf"(?P<name>{_QUEUE}):pause", "pause_queue", "name", "*"),
-    _route("POST", rf"(?P<name>{_QUEUE}):resume", "resume_queue", "name", "*"),
-    _route("POST", rf"(?P<name>{_QUEUE}):getIamPolicy", "get_iam_policy", "resource", "*"),
-    _route("POST", rf"(?P<name>{_QUEUE}):setIamPolicy", "set_iam_policy", "resource", "*"),
-    _route("POST", rf"(?P<name>{_QUEUE}):testIamPermissions", "test_iam_permissions", "resource", "*"),
-    _route("GET", rf"(?P<name>{_QUEUE})/tasks", "list_tasks", "parent"),
-    _route("POST", rf"(?P<name>{_QUEUE})/tasks", "create_task", "parent", "*"),
-    _route("POST", rf"(?P<name>{_QUEUE})/tasks:batchCreate", "batch_create_tasks", "parent", "*"),
-    _route("POST", rf"(?P<name>{_QUEUE})/tasks:batchDelete", "batch_delete_tasks", "parent", "*"),
-    _route("GET", rf"(?P<name>{_TASK})", "get_task", "name"),
-    _route("DELETE", rf"(?P<name>{_TASK})", "delete_task", "name"),
-    _route("POST", rf"(?P<name>{_TASK}):run", "run_task", "name", "*"),
-    _route("GET", rf"(?P<name>{_LOCATION}/cmekConfig)", "get_cmek_config", "name"),
-    _route(
-        "PATCH", rf"(?P<name>{_LOCATION}/cmekConfig)", "update_cmek_config", "cmek_config.name", "cmek_config"
-    ),
-    _route("GET", r"(?P<name>projects/[^/:]+)/locations", "list_locations", "name"),
-    _route("GET", rf"(?P<name>{_LOCATION})", "get_location", "name"),
-    _route("GET", rf"(?P<name>{_LOCATION}/operations/[^/:]+)", "get_operation", "name"),
-    _route("DELETE", rf"(?P<name>{_LOCATION}/operations/[^/:]+)", "delete_operation", "name"),
-    _route("POST", rf"(?P<name>{_LOCATION}/operations/[^/:]+):cancel", "cancel_operation", "name", "*"),
-]
-_BUFFER = re.compile(rf"(?P<queue>{_QUEUE})/tasks(?:/(?P<task>[^/:]+))?:buffer")
+_EMPTY = empty_pb2.Empty()
 
 
 class _HttpError(Exception):
@@ -87,15 +53,15 @@ def error_response(code: StatusCode, message: str) -> web.Response:
     return web.json_response(body, status=code.http_status)
 
 
-def make_rest_app(service: Service, *, max_body: int) -> web.Application:
-    """The aiohttp application serving ``/v2/...`` and ``/certs`` for ``service``."""
+def make_rest_app(engine: Engine, *, max_body: int) -> web.Application:
+    """The aiohttp application serving ``/v2/...`` and ``/certs`` for ``engine``."""
 
     async def certs(_: web.Request) -> web.Response:
-        return web.json_response(service.engine.signer.certs())
+        return web.json_response(engine.signer.certs())
 
     async def v2(request: web.Request) -> web.Response:
         try:
-            return await _serve(service, request)
+            return await _serve(engine, request)
         except _HttpError as exc:
             return error_response(exc.code, exc.message)
         except core.GoogleAPICallError as exc:
@@ -122,49 +88,50 @@ def make_rest_app(service: Service, *, max_body: int) -> web.Application:
     return app
 
 
-async def _serve(service: Service, request: web.Request) -> web.Response:
-    path = request.match_info["tail"]
-    buffer = _BUFFER.fullmatch(path)
-    if buffer is not None:
-        return await _buffer(service, request, buffer.group("queue"), buffer.group("task"))
-    methods = set()
+async def _serve(engine: Engine, request: web.Request) -> web.Response:
+    path = request.path
+    verbs = set()
     for route in ROUTES:
         match = route.pattern.fullmatch(path)
         if match is None:
             continue
-        methods.add(route.method)
-        if route.method == request.method:
-            return await _call(service, request, route, match.group("name"))
-    if methods:
+        verbs.add(route.rule.verb)
+        if route.rule.verb in (request.method, "*"):
+            if route.rpc.kind == "buffer":
+                return await _buffer(engine, request, match)
+            return await _call(engine, request, route, match)
+    if verbs:
         raise _HttpError(
-            StatusCode.UNIMPLEMENTED, f"{request.method} is not served on /v2/{path} (try {sorted(methods)})"
+            StatusCode.UNIMPLEMENTED, f"{request.method} is not served on {path} (try {sorted(verbs)})"
         )
-    raise _HttpError(StatusCode.NOT_FOUND, f"unknown path '/v2/{path}'")
+    raise _HttpError(StatusCode.NOT_FOUND, f"unknown path {path!r}")
 
 
-async def _call(service: Service, request: web.Request, route: _Route, name: str) -> web.Response:
-    rpc = RPCS[route.rpc]
-    message = rpc.request()
+async def _call(engine: Engine, request: web.Request, route: _Route, match: re.Match[str]) -> web.Response:
+    message = route.rpc.wire_request()
+    body_field = route.rule.body
     body = await request.read()
-    if route.body_field is not None and body.strip():
+    if body_field is not None and body.strip():
         try:
             parsed = json.loads(body)
         except ValueError as exc:
             raise _HttpError(StatusCode.INVALID_ARGUMENT, f"Invalid JSON payload received. {exc}") from None
-        target = message if route.body_field == "*" else getattr(message, route.body_field)
-        _parse_into(parsed, target)
+        _parse_into(parsed, message if body_field == "*" else getattr(message, body_field))
     query = {k: v for k, v in request.query.items() if not k.startswith("$")}
     if query:
         _parse_into(query, message, ignore_unknown=True)
-    _set_path(message, route.path_field, name)
-    response = service.call(route.rpc, message)
-    return _json(response, request)
+    for field in route.rule.fields():
+        _set_path(message, field, match.group(field.replace(".", "__")))
+    response = engine.call(route.rpc.name, message)
+    return _json(_EMPTY if response is None else response, request)
 
 
-async def _buffer(service: Service, request: web.Request, queue: str, task_id: str | None) -> web.Response:
+async def _buffer(engine: Engine, request: web.Request, match: re.Match[str]) -> web.Response:
     body = await request.read()
     headers = dict(request.headers.items())
-    task = service.buffer_task(queue, task_id, request.method, headers, body)
+    groups = match.groupdict()
+    buffered = BufferTaskRequest(groups["queue"], groups.get("task_id"), request.method, headers, body)
+    task = engine.call("buffer_task", buffered)
     return web.json_response(text=json.dumps({"task": _to_dict(task, request)}))
 
 

@@ -5,7 +5,7 @@ Embedded (tests, the demo)::
     with Emulator() as emulator:               # 127.0.0.1, free ports
         tasks = emulator.client()              # CloudTasks over gRPC to it
         ...
-        emulator.wait_for_deliveries(3)
+        emulator.wait_for_attempts(3)
 
 As a command: ``cloudtasks-kit emulator`` (see :func:`serve`).
 """
@@ -20,12 +20,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import rules
+from ..drivers.history import DEFAULT_HISTORY_SIZE, History
+from ..engine.attempts import AttemptRecord
 from ..engine.clock import SystemClock
-from ..engine.driver import Delivery
 from ..engine.engine import Engine
 from ..engine.faults import Faults
 from ..engine.tokens import TokenSigner
-from .service import Service
 
 if TYPE_CHECKING:
     from ..aio import AsyncCloudTasks
@@ -45,6 +45,8 @@ class Emulator:
         rest_port: the REST port (0: a free one).
         limits: the configurable service limits.
         signer: the key that signs OIDC tokens (a new one by default).
+        seed: seeds generated task ids.
+        history: how many attempts :attr:`attempts` keeps (None: every one).
     """
 
     def __init__(
@@ -56,16 +58,16 @@ class Emulator:
         limits: rules.Limits = rules.DEFAULT_LIMITS,
         signer: TokenSigner | None = None,
         seed: int | None = None,
+        history: int | None = DEFAULT_HISTORY_SIZE,
     ) -> None:
         self.host = host
         self._ports = (port, rest_port)
         self.engine = Engine(SystemClock(), limits=limits, signer=signer or TokenSigner(), seed=seed)
-        self.faults = Faults()
-        self.service = Service(self.engine, self.faults)
+        self.faults: Faults = self.engine.faults
         self.port = 0
         self.rest_port = 0
-        self.deliveries: list[Delivery] = []
-        self._delivered = threading.Condition()
+        self.attempts = History(history)
+        """The attempts made, oldest first (the last ``history`` of them)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop: Callable[[], Any] | None = None
@@ -104,19 +106,19 @@ class Emulator:
         """Start both servers and delivery on the running loop."""
         from aiohttp import web
 
-        from .dispatcher import RealtimeDispatcher
+        from ..drivers.realtime import RealtimeDriver
         from .grpc_server import start_grpc_server
         from .rest_server import make_rest_app
 
-        grpc_server, self.port = await start_grpc_server(self.service, self.host, self._ports[0])
+        grpc_server, self.port = await start_grpc_server(self.engine, self.host, self._ports[0])
         max_body = self.engine.limits.max_task_bytes * 2 + 64 * 1024
-        runner = web.AppRunner(make_rest_app(self.service, max_body=max_body), access_log=None)
+        runner = web.AppRunner(make_rest_app(self.engine, max_body=max_body), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._ports[1])
         await site.start()
         self.rest_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        dispatcher = RealtimeDispatcher(self.engine, on_delivery=self._record)
-        delivering = asyncio.create_task(dispatcher.run())
+        driver = RealtimeDriver(self.engine, on_attempt=self.attempts.append)
+        delivering = asyncio.create_task(driver.run())
 
         async def stop() -> None:
             delivering.cancel()
@@ -131,10 +133,10 @@ class Emulator:
             stop, self._stop = self._stop, None
             await stop()
 
-    def _record(self, delivery: Delivery) -> None:
-        with self._delivered:
-            self.deliveries.append(delivery)
-            self._delivered.notify_all()
+    @property
+    def deliveries(self) -> History:
+        """The former name of :attr:`attempts`."""
+        return self.attempts
 
     # Running in a background thread.
 
@@ -196,16 +198,21 @@ class Emulator:
 
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=30)
 
-    def wait_for_deliveries(self, count: int, *, timeout: float = 10.0) -> list[Delivery]:
-        """Block until at least ``count`` attempts have been made; returns them all."""
+    def wait_for_attempts(self, count: int, *, timeout: float = 10.0) -> list[AttemptRecord]:
+        """Block until at least ``count`` attempts have been made in all; returns those kept."""
         deadline = time.monotonic() + timeout
-        with self._delivered:
-            while len(self.deliveries) < count:
+        history = self.attempts
+        with history.changed:
+            while history.total < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"{len(self.deliveries)} of {count} deliveries after {timeout} s")
-                self._delivered.wait(left)
-            return list(self.deliveries)
+                    raise TimeoutError(f"{history.total} of {count} attempts after {timeout} s")
+                history.changed.wait(left)
+        return list(history)
+
+    def wait_for_deliveries(self, count: int, *, timeout: float = 10.0) -> list[AttemptRecord]:
+        """The former name of :meth:`wait_for_attempts`."""
+        return self.wait_for_attempts(count, timeout=timeout)
 
     # Clients.
 

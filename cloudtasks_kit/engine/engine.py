@@ -1,41 +1,63 @@
 """The Cloud Tasks engine: queues, tasks, tombstones and dispatch, with no I/O and an injected clock.
 
-RPC methods take and return the raw protobufs of the official request and response messages, and raise
-what the official gRPC client raises (``google.api_core`` exceptions with the service's status code and,
-where known, its message). Two drivers move dispatch: the deterministic one of the fake (virtual time)
-and the real-time one of the emulator. Both call :meth:`Engine.take_due`, send each
-:class:`~cloudtasks_kit.engine.delivery.Dispatch`, and report back with :meth:`Engine.finish`.
+:meth:`Engine.call` answers one call of the table (:mod:`cloudtasks_kit.transports.calls`) by name,
+with the raw protobuf of its request, as the service would: the raw response, or the
+``google.api_core`` exception the official gRPC client raises (with the service's status code and,
+where known, its message). Each call is the engine method of the same name, or its
+:class:`~cloudtasks_kit.engine.admin.Admin` part's. Faults injected in :attr:`Engine.faults` apply to
+every call, on the fake and the emulator alike.
+
+Dispatch is the :attr:`Engine.scheduler`'s: the drivers (:mod:`cloudtasks_kit.drivers`) take due
+attempts from it, send them, and report what came back.
 """
 
 from __future__ import annotations
 
 import base64
-import collections
-import functools
 import heapq
 import itertools
 import random
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from google.api_core import exceptions as core
 from google.cloud import tasks_v2
-from google.protobuf import field_mask_pb2
+from google.protobuf import empty_pb2, field_mask_pb2
 
 from .. import rules
 from .._convert import set_seconds
-from ..errors import ValidationError
-from ..names import parse_location_name, parse_queue_name, parse_task_name
-from . import delivery
+from ..errors import StatusCode, ValidationError
+from ..names import (
+    check_queue_in_parent,
+    parse_location_name,
+    parse_queue_name,
+    parse_task_name,
+    short_id,
+)
+from ..transports.calls import RPCS, BufferTaskRequest
+from . import attempts
+from .admin import OPERATION_RETENTION, Admin
 from .clock import Clock, SystemClock
-from .dispatching import Dispatching
+from .faults import Faults
+from .messages import (
+    NO_ROUTING,
+    NOT_FOUND,
+    QUEUE_TOO_RECENT,
+    TASK_EXISTS,
+    TASK_GONE,
+    TASK_IN_FLIGHT,
+    TASK_TOO_RECENT,
+)
+from .scheduler import Scheduler
 from .scheduling import burst_size_for
 from .state import (
+    DISABLED,
     PAUSED,
     PB_QUEUE,
     PB_TASK,
     RUNNING,
     QueueRecord,
+    ServiceState,
     TaskRecord,
     fill_queue_defaults,
 )
@@ -43,17 +65,6 @@ from .tokens import TokenSigner, default_signer
 
 __all__ = ["Engine"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-NOT_FOUND = "Requested entity was not found."
-TASK_GONE = (
-    "The task no longer exists, though a task with this name existed recently. "
-    "The task either successfully completed or was deleted."
-)
-TASK_TOO_RECENT = "The task cannot be created because a task with this name existed too recently."
-TASK_EXISTS = "Requested entity already exists"
-QUEUE_TOO_RECENT = "The queue cannot be created because a queue with this name existed too recently."
-NO_ROUTING = "BufferTask needs queue-level routing: the queue's http_target.uri_override must set a host"
 _MUTABLE_QUEUE_FIELDS = ("rate_limits", "retry_config", "http_target", "stackdriver_logging_config")
 _OUTPUT_ONLY = frozenset({"name", "state", "purge_time", "rate_limits.max_burst_size"})
 _PB_LIST_TASKS = tasks_v2.ListTasksResponse.pb()
@@ -61,23 +72,14 @@ _PB_LIST_QUEUES = tasks_v2.ListQueuesResponse.pb()
 _PB_BATCH_RESPONSE = tasks_v2.BatchCreateTasksResponse.pb()
 _PB_BATCH_METADATA = tasks_v2.BatchCreateTasksMetadata.pb()
 _PB_DELETE_METADATA = tasks_v2.BatchDeleteTasksMetadata.pb()
-_FULL = 2
+_PB_EMPTY_RESPONSE = empty_pb2.Empty
+_BASIC, _FULL = tasks_v2.Task.View.BASIC, tasks_v2.Task.View.FULL
+_SUCCEEDED = tasks_v2.BatchCreateTasksMetadata.State.SUCCEEDED
+_PARTIALLY_SUCCEEDED = tasks_v2.BatchCreateTasksMetadata.State.PARTIALLY_SUCCEEDED
+_OPERATION_RETENTION = OPERATION_RETENTION
 
 
-def rpc(method: F) -> F:
-    """Answer the kit's rule violations as the service does: INVALID_ARGUMENT with the same message."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except ValidationError as exc:
-            raise core.InvalidArgument(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-class Engine(Dispatching):
+class Engine:
     """Cloud Tasks' behaviour as pure state: one instance is one project's worth of queues (any project).
 
     Args:
@@ -98,15 +100,33 @@ class Engine(Dispatching):
         self.clock = clock or SystemClock()
         self.limits = limits
         self._signer = signer
-        self._queues: dict[str, QueueRecord] = {}
-        self._task_tombstones: dict[str, float] = {}
-        self._queue_tombstones: dict[str, float] = {}
-        self._operations: dict[str, tuple[float, Any, Any]] = {}
-        self._forced: collections.deque[TaskRecord] = collections.deque()
-        self._counter = itertools.count(1)
+        self.faults = Faults()
+        """Failures to inject around calls (see :class:`~cloudtasks_kit.engine.faults.Faults`)."""
+        self.state = ServiceState(self.clock.now)
+        self.state.task_tombstone_window = limits.task_tombstone.total_seconds()
+        self.scheduler = Scheduler(
+            self.state, self.clock, lambda: self.signer, limits.max_retry_after.total_seconds()
+        )
+        self.admin = Admin(self.clock.now, self._queue)
+        self._request_ids: dict[str, tuple[float, Any]] = {}
         self._rng = random.Random(seed)
-        self.on_change: Callable[[], None] | None = None
-        """Called when something may have become due sooner (a new task, a resumed queue)."""
+        self._handlers: dict[str, Callable[[Any], Any]] = {
+            name: getattr(self, name, None) or getattr(self.admin, name) for name in RPCS
+        }
+
+    def call(self, name: str, request: Any) -> Any:
+        """Answer one call of the table: the raw request in, the raw response out (None for Empty).
+
+        Faults planned for ``name`` apply; the kit's rule violations are answered INVALID_ARGUMENT with the
+        same message, as the service does.
+        """
+        return self.faults.around(name, self._answer, name, request)
+
+    def _answer(self, name: str, request: Any) -> Any:
+        try:
+            return self._handlers[name](request)
+        except ValidationError as exc:
+            raise core.InvalidArgument(str(exc)) from None
 
     @property
     def signer(self) -> TokenSigner:
@@ -114,14 +134,19 @@ class Engine(Dispatching):
             self._signer = default_signer()
         return self._signer
 
-    def _changed(self) -> None:
-        if self.on_change is not None:
-            self.on_change()
+    @property
+    def on_change(self) -> Callable[[], None] | None:
+        """Called when something may have become due sooner (a new task, a resumed queue)."""
+        return self.state.on_change
+
+    @on_change.setter
+    def on_change(self, callback: Callable[[], None] | None) -> None:
+        self.state.on_change = callback
 
     # Lookups.
 
     def _queue(self, name: str) -> QueueRecord:
-        record = self._queues.get(name)
+        record = self.state.queues.get(name)
         if record is None:
             parse_queue_name(name)  # a malformed name is INVALID_ARGUMENT, a well-formed one NOT_FOUND
             raise core.NotFound(NOT_FOUND)
@@ -132,34 +157,17 @@ class Engine(Dispatching):
         queue = self._queue(parsed.queue_path)
         record = queue.tasks.get(parsed.task)
         if record is None:
-            if self._recently(self._task_tombstones, name):
+            if self.state.recently(self.state.task_tombstones, name):
                 raise core.NotFound(TASK_GONE)
             raise core.NotFound(NOT_FOUND)
         return record
 
-    def _recently(self, tombstones: dict[str, float], name: str) -> bool:
-        expiry = tombstones.get(name)
-        if expiry is None:
-            return False
-        if expiry > self.clock.now():
-            return True
-        del tombstones[name]
-        return False
-
-    def _bury(self, tombstones: dict[str, float], name: str, window: float) -> None:
-        now = self.clock.now()
-        tombstones[name] = now + window
-        if len(tombstones) % 4096 == 0:  # now and then, forget the expired ones
-            for key in [k for k, expiry in tombstones.items() if expiry <= now]:
-                del tombstones[key]
-
     # Queues.
 
-    @rpc
     def list_queues(self, request: Any) -> Any:
         parse_location_name(request.parent)
         prefix = request.parent + "/queues/"
-        queues = [q for name, q in self._queues.items() if name.startswith(prefix)]
+        queues = [q for name, q in self.state.queues.items() if name.startswith(prefix)]
         state_filter = _state_filter(request.filter)
         if state_filter is not None:
             queues = [q for q in queues if q.pb.state == state_filter]
@@ -172,21 +180,21 @@ class Engine(Dispatching):
             response.next_page_token = _encode_token(start + size)
         return response
 
-    @rpc
     def get_queue(self, request: Any) -> Any:
         return _copy(self._queue(request.name).pb)
 
-    @rpc
     def create_queue(self, request: Any) -> Any:
         parse_location_name(request.parent)
         queue = request.queue
-        rules.check_queue_message(queue, parent=request.parent)
-        if queue.name in self._queues:
+        parse_queue_name(queue.name)
+        check_queue_in_parent(queue.name, request.parent)
+        rules.check_queue_config(queue)
+        if queue.name in self.state.queues:
             raise core.AlreadyExists(TASK_EXISTS)
         return self._new_queue(queue)
 
     def _new_queue(self, queue: Any) -> Any:
-        if self._recently(self._queue_tombstones, queue.name):
+        if self.state.recently(self.state.queue_tombstones, queue.name):
             raise core.FailedPrecondition(QUEUE_TOO_RECENT)
         stored = PB_QUEUE()
         stored.name = queue.name
@@ -194,18 +202,18 @@ class Engine(Dispatching):
             if queue.HasField(field):
                 getattr(stored, field).CopyFrom(getattr(queue, field))
         fill_queue_defaults(stored)
-        self._queues[stored.name] = QueueRecord(stored, self.clock.now())
+        self.state.queues[stored.name] = QueueRecord(stored, self.clock.now())
         return _copy(stored)
 
-    @rpc
     def update_queue(self, request: Any) -> Any:
         queue = request.queue
-        rules.check_queue_message(queue)
+        parse_queue_name(queue.name)
+        rules.check_queue_config(queue)
         paths = list(request.update_mask.paths) if request.HasField("update_mask") else []
         for path in paths:
             if path in _OUTPUT_ONLY or not _valid_path(path):
                 raise ValidationError("update_mask path", path, "is not an updatable Queue field")
-        record = self._queues.get(queue.name)
+        record = self.state.queues.get(queue.name)
         if record is None:  # UpdateQueue creates a missing queue
             return self._new_queue(queue)
         stored = record.pb
@@ -220,50 +228,47 @@ class Engine(Dispatching):
             fill_queue_defaults(stored)
         stored.rate_limits.max_burst_size = burst_size_for(stored.rate_limits.max_dispatches_per_second)
         record.config_changed(self.clock.now())
-        self._changed()
+        self.state.changed()
         return _copy(stored)
 
-    @rpc
     def delete_queue(self, request: Any) -> None:
         record = self._queue(request.name)
         for task in record.tasks.values():
             task.alive = False
-        del self._queues[request.name]
-        self._bury(self._queue_tombstones, request.name, self.limits.queue_tombstone.total_seconds())
+        del self.state.queues[request.name]
+        self.state.bury(
+            self.state.queue_tombstones, request.name, self.limits.queue_tombstone.total_seconds()
+        )
 
-    @rpc
     def purge_queue(self, request: Any) -> Any:
         record = self._queue(request.name)
         window = self.limits.task_tombstone.total_seconds()
         for task in record.tasks.values():
             task.alive = False
-            self._bury(self._task_tombstones, task.pb.name, window)
+            self.state.bury(self.state.task_tombstones, task.pb.name, window)
         record.tasks.clear()
         record.heap.clear()
         set_seconds(record.pb.purge_time, self.clock.now())
         return _copy(record.pb)
 
-    @rpc
     def pause_queue(self, request: Any) -> Any:
         return self._set_state(request.name, PAUSED)
 
-    @rpc
     def resume_queue(self, request: Any) -> Any:
         return self._set_state(request.name, RUNNING)
 
     def _set_state(self, name: str, state: int) -> Any:
         record = self._queue(name)
         record.pb.state = state
-        self._changed()
+        self.state.changed()
         return _copy(record.pb)
 
     def disable_queue(self, name: str) -> None:
         """Put a queue in the DISABLED state (the API cannot; a queue.yaml upload does). Tasks stay."""
-        self._queue(name).pb.state = 3
+        self._queue(name).pb.state = DISABLED
 
     # Tasks.
 
-    @rpc
     def list_tasks(self, request: Any) -> Any:
         queue = self._queue(request.parent)
         size = min(request.page_size or rules.LIST_TASKS_MAX_PAGE, rules.LIST_TASKS_MAX_PAGE)
@@ -279,15 +284,13 @@ class Engine(Dispatching):
             response.next_page_token = _encode_token(last.seq)
         return response
 
-    @rpc
     def get_task(self, request: Any) -> Any:
         return _view(self._task(request.name).pb, request.response_view)
 
-    @rpc
     def create_task(self, request: Any) -> Any:
         queue = self._queue(request.parent)
         record = self._add_task(queue, request.task)
-        self._changed()
+        self.state.changed()
         return _view(record.pb, request.response_view)
 
     def _add_task(self, queue: QueueRecord, task: Any) -> TaskRecord:
@@ -297,10 +300,10 @@ class Engine(Dispatching):
             task, queue_name=queue.name, now=now, limits=self.limits, queue_routes=bool(override.host)
         )
         if task.name:
-            task_id = task.name.rsplit("/", 1)[-1]
+            task_id = short_id(task.name)
             if task_id in queue.tasks:
                 raise core.AlreadyExists(TASK_EXISTS)
-            if self._recently(self._task_tombstones, task.name):
+            if self.state.recently(self.state.task_tombstones, task.name):
                 raise core.AlreadyExists(TASK_TOO_RECENT)
         else:
             task_id = self._new_task_id(queue)
@@ -311,7 +314,7 @@ class Engine(Dispatching):
         set_seconds(stored.create_time, now)
         if not stored.HasField("schedule_time"):
             set_seconds(stored.schedule_time, now)
-        seq = next(self._counter)
+        seq = next(self.state.counter)
         record = TaskRecord(stored, queue, task_id, seq)
         queue.tasks[task_id] = record
         heapq.heappush(queue.heap, (record.eta, seq, record))
@@ -323,13 +326,12 @@ class Engine(Dispatching):
             if candidate not in queue.tasks:
                 return candidate
 
-    @rpc
-    def batch_create_tasks(self, request: Any) -> tuple[Any, Any]:
-        """BatchCreateTasks to its end: ``(BatchCreateTasksResponse, BatchCreateTasksMetadata)``.
+    def batch_create_tasks(self, request: Any) -> Any:
+        """BatchCreateTasks, run to its end: the finished ``Operation`` (response and metadata packed).
 
-        A ``request_id`` seen in the last hour returns that run's result again without creating anything.
+        A ``request_id`` seen in the last hour returns that run's operation again without creating anything.
         """
-        cached = self._cached_operation(request.request_id)
+        cached = self._seen_request(request.request_id)
         if cached is not None:
             return cached
         queue = self._queue(request.parent)
@@ -346,23 +348,20 @@ class Engine(Dispatching):
         for index, inner in enumerate(request.requests):
             try:
                 record = self._add_task(queue, inner.task)
-            except ValidationError as exc:
-                _fail(metadata, index, 3, str(exc))
-            except core.GoogleAPICallError as exc:
-                _fail(metadata, index, exc.grpc_status_code.value[0], exc.message)
+            except (ValidationError, core.GoogleAPICallError) as exc:
+                _fail(metadata, index, exc)
             else:
                 _view_into(response.tasks.add(), record.pb, inner.response_view)
         set_seconds(metadata.end_time, now)
-        metadata.state = 5 if metadata.failed_requests else 2  # PARTIALLY_SUCCEEDED, SUCCEEDED
-        self._changed()
-        return self._remember_operation(request.request_id, response, metadata)
+        metadata.state = _PARTIALLY_SUCCEEDED if metadata.failed_requests else _SUCCEEDED
+        self.state.changed()
+        return self._finish_operation(request, response, metadata)
 
-    @rpc
     def batch_delete_tasks(self, request: Any) -> Any:
-        """BatchDeleteTasks to its end: the ``BatchDeleteTasksMetadata``."""
-        cached = self._cached_operation(request.request_id)
+        """BatchDeleteTasks, run to its end: the finished ``Operation``."""
+        cached = self._seen_request(request.request_id)
         if cached is not None:
-            return cached[1]
+            return cached
         self._queue(request.parent)
         if len(request.names) > rules.BATCH_DELETE_MAX:
             raise ValidationError("names", f"{len(request.names)} names", "may hold at most 1000")
@@ -370,79 +369,69 @@ class Engine(Dispatching):
         set_seconds(metadata.start_time, self.clock.now())
         for index, name in enumerate(request.names):
             try:
-                self._delete(self._task(name))
-            except ValidationError as exc:
-                _fail(metadata, index, 3, str(exc))
-            except core.GoogleAPICallError as exc:
-                _fail(metadata, index, exc.grpc_status_code.value[0], exc.message)
+                self.state.delete_task(self._task(name))
+            except (ValidationError, core.GoogleAPICallError) as exc:
+                _fail(metadata, index, exc)
         set_seconds(metadata.end_time, self.clock.now())
-        metadata.state = 5 if metadata.failed_requests else 2
-        return self._remember_operation(request.request_id, None, metadata)[1]
+        metadata.state = _PARTIALLY_SUCCEEDED if metadata.failed_requests else _SUCCEEDED
+        return self._finish_operation(request, _PB_EMPTY_RESPONSE(), metadata)
 
-    def _cached_operation(self, request_id: str) -> tuple[Any, Any] | None:
+    def _seen_request(self, request_id: str) -> Any:
         if not request_id:
             return None
-        cached = self._operations.get(request_id)
-        if cached is None or cached[0] <= self.clock.now():
-            return None
-        return cached[1], cached[2]
+        now = self.clock.now()
+        for key in list(self._request_ids):  # insertion order is expiry order
+            if self._request_ids[key][0] > now:
+                break
+            del self._request_ids[key]
+        cached = self._request_ids.get(request_id)
+        return None if cached is None else cached[1]
 
-    def _remember_operation(self, request_id: str, response: Any, metadata: Any) -> tuple[Any, Any]:
-        if request_id:
-            self._operations[request_id] = (self.clock.now() + 3600.0, response, metadata)
-        return response, metadata
+    def _finish_operation(self, request: Any, response: Any, metadata: Any) -> Any:
+        operation = self.admin.operation(request.parent, response, metadata)
+        if request.request_id:
+            self._request_ids[request.request_id] = (self.clock.now() + _OPERATION_RETENTION, operation)
+        return operation
 
-    @rpc
     def delete_task(self, request: Any) -> None:
-        self._delete(self._task(request.name))
+        self.state.delete_task(self._task(request.name))
 
-    def _delete(self, record: TaskRecord) -> None:
-        record.alive = False
-        del record.queue.tasks[record.id]
-        self._bury(self._task_tombstones, record.pb.name, self.limits.task_tombstone.total_seconds())
-
-    @rpc
     def run_task(self, request: Any) -> Any:
         record = self._task(request.name)
         if record.in_flight:
-            raise core.FailedPrecondition(
-                "The task is being dispatched; RunTask waits for that attempt to end."
-            )
+            raise core.FailedPrecondition(TASK_IN_FLIGHT)
         record.forced = True
-        record.reschedule(self.clock.now(), next(self._counter))
-        self._forced.append(record)
-        self._changed()
+        record.reschedule(self.clock.now(), next(self.state.counter))
+        self.state.forced.append(record)
+        self.state.changed()
         return _view(record.pb, request.response_view)
 
-    @rpc
-    def buffer_task(
-        self, queue_name: str, task_id: str | None, method: str, headers: dict[str, str], body: bytes
-    ) -> Any:
+    def buffer_task(self, request: BufferTaskRequest) -> Any:
         """BufferTask: a task from a raw HTTP request, routed by the queue's HTTP target (BASIC view)."""
-        queue = self._queue(queue_name)
+        queue = self._queue(request.queue)
         target = queue.pb.http_target
         if not target.uri_override.host:
             raise core.FailedPrecondition(NO_ROUTING)
         task = PB_TASK()
-        if task_id is not None:
-            task.name = f"{queue_name}/tasks/{rules.check_task_id(task_id)}"
-        request = task.http_request
-        request.url = delivery.apply_uri_override("", target.uri_override)
-        method_name = method.upper()
+        if request.task_id is not None:
+            task.name = f"{request.queue}/tasks/{rules.check_task_id(request.task_id)}"
+        http = task.http_request
+        http.url = attempts.apply_uri_override("", target.uri_override)
+        method_name = request.method.upper()
         if method_name not in rules.METHOD_VALUES:
-            raise ValidationError("method", method, "is not an HTTP method Cloud Tasks delivers")
-        request.http_method = target.http_method or rules.METHOD_VALUES[method_name]
-        for key, value in headers.items():
+            raise ValidationError("method", request.method, "is not an HTTP method Cloud Tasks delivers")
+        http.http_method = target.http_method or rules.METHOD_VALUES[method_name]
+        for key, value in request.headers.items():
             if key.lower() not in _NOT_CARRIED and not rules.reserved_header(key):
-                request.headers[key] = value
-        if body:
-            request.body = body
+                http.headers[key] = value
+        if request.body:
+            http.body = request.body
         record = self._add_task(queue, task)
-        self._changed()
-        return _view(record.pb, 1)
+        self.state.changed()
+        return _view(record.pb, _BASIC)
 
     def queue_names(self) -> list[str]:
-        return list(self._queues)
+        return list(self.state.queues)
 
     def tasks_of(self, queue_name: str) -> list[Any]:
         """The FULL protobufs of a queue's tasks, in creation order (for inspection in tests)."""
@@ -491,15 +480,17 @@ def _view_into(out: Any, task: Any, view: int) -> Any:
     if view == _FULL:
         out.view = _FULL
     else:
-        out.view = 1
+        out.view = _BASIC
         out.http_request.ClearField("body")
     return out
 
 
-def _fail(metadata: Any, index: int, code: int, message: str) -> None:
+def _fail(metadata: Any, index: int, error: ValidationError | core.GoogleAPICallError) -> None:
     status = metadata.failed_requests[index]
-    status.code = code
-    status.message = message
+    if isinstance(error, ValidationError):
+        status.code, status.message = StatusCode.INVALID_ARGUMENT, str(error)
+    else:
+        status.code, status.message = error.grpc_status_code.value[0], error.message
 
 
 def _encode_token(value: int) -> str:
@@ -521,7 +512,7 @@ def _state_filter(text: str) -> int | None:
     for separator in (":", "="):
         field, sep, value = text.partition(separator)
         if sep and field.strip() == "state":
-            states = {"RUNNING": RUNNING, "PAUSED": PAUSED, "DISABLED": 3}
+            states = {"RUNNING": RUNNING, "PAUSED": PAUSED, "DISABLED": DISABLED}
             state = states.get(value.strip().strip('"'))
             if state is not None:
                 return state

@@ -14,11 +14,15 @@ def backoff(retry: int, *, min_backoff: float, max_backoff: float, max_doublings
     ``min_backoff * 2**max_doublings`` per retry, always capped at ``max_backoff``. With 10 s, 300 s and
     3 doublings: 10, 20, 40, 80, 160, 240, 300, 300...
     """
+    # Exponents past ~1000 only make the wait larger than any max_backoff; capping them keeps 2.0**n finite.
     if retry <= max_doublings:
-        delay = min_backoff * float(2**retry)
+        delay = min_backoff * 2.0 ** min(retry, _MAX_EXPONENT)
     else:
-        delay = min_backoff * float(2**max_doublings) * (retry - max_doublings + 1)
+        delay = min_backoff * 2.0 ** min(max_doublings, _MAX_EXPONENT) * (retry - max_doublings + 1)
     return min(delay, max_backoff)
+
+
+_MAX_EXPONENT = 1000
 
 
 def retries_exhausted(

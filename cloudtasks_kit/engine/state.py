@@ -1,8 +1,12 @@
-"""The engine's records: one per queue and one per task, holding the official protobufs."""
+"""The engine's state: one record per queue and per task, holding the official protobufs, and the
+:class:`ServiceState` the engine's RPCs and its scheduler share."""
 
 from __future__ import annotations
 
+import collections
 import heapq
+import itertools
+from collections.abc import Callable
 from typing import Any
 
 from google.cloud import tasks_v2
@@ -13,7 +17,8 @@ from .scheduling import TokenBucket, burst_size_for
 PB_QUEUE = tasks_v2.Queue.pb()
 PB_TASK = tasks_v2.Task.pb()
 
-RUNNING, PAUSED, DISABLED = 1, 2, 3
+_State = tasks_v2.Queue.State
+RUNNING, PAUSED, DISABLED = _State.RUNNING, _State.PAUSED, _State.DISABLED
 
 # Defaults commonly reported for queues created through the API (not officially published).
 DEFAULT_RATE = 500.0
@@ -148,3 +153,49 @@ def effective_retry(task: Any, queue: Any) -> tuple[int, float, float, float, in
 
 
 _DURATIONS = frozenset({"max_retry_duration", "min_backoff", "max_backoff"})
+
+
+class ServiceState:
+    """What the service holds: queues (with their tasks), name tombstones, RunTask'd tasks waiting to go.
+
+    Shared by :class:`~cloudtasks_kit.engine.engine.Engine` (the RPCs) and
+    :class:`~cloudtasks_kit.engine.scheduler.Scheduler` (dispatch); neither reaches into the other.
+    """
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
+        self.queues: dict[str, QueueRecord] = {}
+        self.task_tombstones: dict[str, float] = {}
+        self.queue_tombstones: dict[str, float] = {}
+        self.forced: collections.deque[TaskRecord] = collections.deque()
+        self.counter = itertools.count(1)
+        self.task_tombstone_window = 3600.0
+        self.on_change: Callable[[], None] | None = None
+        """Called when something may have become due sooner (a new task, a resumed queue)."""
+
+    def changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    def recently(self, tombstones: dict[str, float], name: str) -> bool:
+        """Whether ``name`` was used within its tombstone window (forgetting it once the window ends)."""
+        expiry = tombstones.get(name)
+        if expiry is None:
+            return False
+        if expiry > self.now():
+            return True
+        del tombstones[name]
+        return False
+
+    def bury(self, tombstones: dict[str, float], name: str, window: float) -> None:
+        now = self.now()
+        tombstones[name] = now + window
+        if len(tombstones) % 4096 == 0:  # now and then, forget the expired ones
+            for key in [k for k, expiry in tombstones.items() if expiry <= now]:
+                del tombstones[key]
+
+    def delete_task(self, record: TaskRecord) -> None:
+        """Remove a task (deleted, succeeded or out of retries); its name stays taken for the window."""
+        record.alive = False
+        del record.queue.tasks[record.id]
+        self.bury(self.task_tombstones, record.pb.name, self.task_tombstone_window)

@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..engine.driver import Delivery
+from ..engine.attempts import AttemptRecord as Delivery
 from ..tasks import Task
 from ..transports.fake import FakeTransport
 

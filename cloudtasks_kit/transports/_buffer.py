@@ -9,7 +9,7 @@ from google.cloud import tasks_v2
 from google.protobuf import json_format
 
 from .. import rules
-from .base import BufferTaskRequest
+from .calls import BufferTaskRequest
 
 DEFAULT_REST_ENDPOINT = "https://cloudtasks.googleapis.com"
 _TIMEOUT = 20.0
@@ -51,7 +51,8 @@ class BufferClient:
                     self._session = AuthorizedSession(credentials)
             return self._session
 
-    def buffer(self, request: BufferTaskRequest) -> tasks_v2.Task:
+    def buffer(self, request: BufferTaskRequest) -> Any:
+        """Post one BufferTask request; returns the raw ``Task`` protobuf of the answer."""
         from google.api_core import exceptions as core
 
         session = self._get_session()
@@ -66,10 +67,9 @@ class BufferClient:
         if response.status_code >= 400:
             raise core.from_http_response(response)
         payload = response.json()
-        message = json_format.ParseDict(
+        return json_format.ParseDict(
             payload.get("task", {}), tasks_v2.Task.pb()(), ignore_unknown_fields=True
         )
-        return tasks_v2.Task.wrap(message)
 
     def close(self) -> None:
         if self._session is not None:

@@ -4,8 +4,8 @@
     >>> tasks = fake.client()                      # CloudTasks(project="test-project", ...) on the fake
     >>> _ = tasks.queue("emails").create()
     >>> _ = tasks.queue("emails").create_task("https://worker.test/send", json={"to": "a@b.c"})
-    >>> fake.deliver_to(lambda dispatch: 200)
-    >>> [d.status for d in fake.run_until_idle()]
+    >>> fake.deliver_to(lambda attempt: 200)
+    >>> [a.status for a in fake.run_until_idle()]
     [200]
 
 It answers like the service (strict: queues must exist, unless ``auto_create_queues=True``), raises what
@@ -17,21 +17,24 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.cloud import tasks_v2
 
 from .. import rules
+from ..drivers.history import DEFAULT_HISTORY_SIZE, History
+from ..drivers.targets import ASGITarget, CallableTarget, HTTPTarget, Target, TargetResponse, WSGITarget
+from ..drivers.virtual import VirtualDriver
+from ..engine.attempts import AttemptRecord, AttemptRequest
 from ..engine.clock import ManualClock
-from ..engine.delivery import Dispatch
-from ..engine.driver import Delivery, VirtualDriver
 from ..engine.engine import Engine
 from ..engine.faults import Faults
-from ..engine.targets import ASGITarget, CallableTarget, HTTPTarget, Target, TargetResponse, WSGITarget
 from ..engine.tokens import TokenSigner
+from ..names import location_of_queue
 from ..queues import Queue
 from ..tasks import Task
-from .base import BatchCreateResult, BufferTaskRequest, Transport
+from .base import Transport
+from .calls import Rpc
 
 if TYPE_CHECKING:
     from ..aio import AsyncCloudTasks
@@ -42,13 +45,9 @@ __all__ = ["FakeTransport"]
 _TARGET_TYPES = (WSGITarget, ASGITarget, CallableTarget, HTTPTarget)
 
 
-def _rpc(name: str, request_type: Any, response_type: Any) -> Any:
-    def call(self: FakeTransport, request: Any) -> Any:
-        response = self._call(name, request_type.pb(request))
-        return None if response_type is None else response_type.wrap(response)
-
-    call.__name__ = name
-    return call
+ReqT = TypeVar("ReqT")
+RespT = TypeVar("RespT")
+_CREATES = frozenset({"create_task", "batch_create_tasks"})
 
 
 class FakeTransport(Transport):
@@ -61,6 +60,7 @@ class FakeTransport(Transport):
         limits: the configurable service limits.
         signer: the key that signs OIDC tokens (one per process by default).
         seed: seeds generated task ids.
+        history: how many attempts :attr:`attempts` keeps (None: every one).
     """
 
     blocking = False
@@ -73,17 +73,24 @@ class FakeTransport(Transport):
         limits: rules.Limits = rules.DEFAULT_LIMITS,
         signer: TokenSigner | None = None,
         seed: int | None = 0,
+        history: int | None = DEFAULT_HISTORY_SIZE,
     ) -> None:
         self.clock = clock or ManualClock()
         self.engine = Engine(self.clock, limits=limits, signer=signer, seed=seed)
-        self.faults = Faults()
+        self.faults: Faults = self.engine.faults
         self.auto_create_queues = auto_create_queues
         self._routes: list[tuple[str, Target]] = []
         self._lock = threading.RLock()
         self.driver = VirtualDriver(self.engine, self.clock, self._route, self._lock)
+        self.driver.history = History(history)
 
     def now(self) -> float:
         return self.clock.now()
+
+    def sleep(self, seconds: float) -> None:
+        """Waiting on the fake moves its virtual clock (delivering nothing): retries never sleep for real."""
+        with self._lock:
+            self.clock.advance(max(0.0, seconds))
 
     def client(
         self, project: str = "test-project", location: str = "us-central1", **options: Any
@@ -103,54 +110,31 @@ class FakeTransport(Transport):
 
     # The seam.
 
-    def _call(self, name: str, *args: Any) -> Any:
-        return self.faults.around(name, self._engine_call, name, args)
-
-    def _engine_call(self, name: str, args: tuple[Any, ...]) -> Any:
+    def call(self, rpc: Rpc[ReqT, RespT], request: ReqT) -> RespT:
+        raw = rpc.encode(request)
         with self._lock:  # the engine is not thread-safe; bulk creates call from several threads
-            if self.auto_create_queues and name in ("create_task", "batch_create_tasks"):
-                self._ensure_queue(args[0].parent)
-            return getattr(self.engine, name)(*args)
+            if self.auto_create_queues and rpc.name in _CREATES:
+                self._ensure_queue(raw.parent)
+            return rpc.decode(self.engine.call(rpc.name, raw))
 
     def _ensure_queue(self, name: str) -> None:
         if name and name not in self.engine.queue_names() and "/queues/" in name:
-            parent = name.split("/queues/", maxsplit=1)[0]
-            request = tasks_v2.CreateQueueRequest.pb()(parent=parent)
+            request = tasks_v2.CreateQueueRequest.pb()(parent=location_of_queue(name))
             request.queue.name = name
             self.engine.create_queue(request)
-
-    list_queues = _rpc("list_queues", tasks_v2.ListQueuesRequest, tasks_v2.ListQueuesResponse)
-    get_queue = _rpc("get_queue", tasks_v2.GetQueueRequest, tasks_v2.Queue)
-    create_queue = _rpc("create_queue", tasks_v2.CreateQueueRequest, tasks_v2.Queue)
-    update_queue = _rpc("update_queue", tasks_v2.UpdateQueueRequest, tasks_v2.Queue)
-    delete_queue = _rpc("delete_queue", tasks_v2.DeleteQueueRequest, None)
-    purge_queue = _rpc("purge_queue", tasks_v2.PurgeQueueRequest, tasks_v2.Queue)
-    pause_queue = _rpc("pause_queue", tasks_v2.PauseQueueRequest, tasks_v2.Queue)
-    resume_queue = _rpc("resume_queue", tasks_v2.ResumeQueueRequest, tasks_v2.Queue)
-    list_tasks = _rpc("list_tasks", tasks_v2.ListTasksRequest, tasks_v2.ListTasksResponse)
-    get_task = _rpc("get_task", tasks_v2.GetTaskRequest, tasks_v2.Task)
-    create_task = _rpc("create_task", tasks_v2.CreateTaskRequest, tasks_v2.Task)
-    delete_task = _rpc("delete_task", tasks_v2.DeleteTaskRequest, None)
-    run_task = _rpc("run_task", tasks_v2.RunTaskRequest, tasks_v2.Task)
-
-    def batch_create_tasks(self, request: tasks_v2.BatchCreateTasksRequest) -> BatchCreateResult:
-        response, metadata = self._call("batch_create_tasks", tasks_v2.BatchCreateTasksRequest.pb(request))
-        failures = {int(i): (int(s.code), str(s.message)) for i, s in metadata.failed_requests.items()}
-        return BatchCreateResult([tasks_v2.Task.wrap(t) for t in response.tasks], failures)
-
-    def buffer_task(self, request: BufferTaskRequest) -> tasks_v2.Task:
-        args = (request.queue, request.task_id, request.method, request.headers, request.body)
-        return tasks_v2.Task.wrap(self._call("buffer_task", *args))
 
     # Delivery on virtual time.
 
     def deliver_to(
-        self, target: Target | Callable[[Dispatch], int | TargetResponse | None], *, url_prefix: str = ""
+        self,
+        target: Target | Callable[[AttemptRequest], int | TargetResponse | None],
+        *,
+        url_prefix: str = "",
     ) -> None:
         """Send attempts whose URL starts with ``url_prefix`` (all, by default) to ``target``.
 
         ``target`` is a :class:`WSGITarget`, :class:`ASGITarget`, :class:`HTTPTarget`, or a plain function
-        of the :class:`~cloudtasks_kit.engine.delivery.Dispatch` returning a status code. The longest
+        of the :class:`~cloudtasks_kit.engine.attempts.AttemptRequest` returning a status code. The longest
         matching prefix wins; an attempt no target takes fails with no answer, as an unreachable host does.
         """
         chosen: Target = target if isinstance(target, _TARGET_TYPES) else CallableTarget(target)
@@ -169,30 +153,35 @@ class FakeTransport(Transport):
         """Deliver over real HTTP to each task's URL (a local server the test started)."""
         self.deliver_to(HTTPTarget(), url_prefix=url_prefix)
 
-    def _route(self, dispatch: Dispatch) -> Target | None:
+    def _route(self, attempt: AttemptRequest) -> Target | None:
         if not self._routes:
             raise LookupError(
                 "the fake has no delivery target: call fake.deliver_to(fn), deliver_to_wsgi(app), "
                 "deliver_to_asgi(app) or deliver_over_http() before running the queue"
             )
-        return next((target for prefix, target in self._routes if dispatch.url.startswith(prefix)), None)
+        return next((target for prefix, target in self._routes if attempt.url.startswith(prefix)), None)
 
-    def run_until_idle(self, *, max_attempts: int = 10_000) -> list[Delivery]:
+    def run_until_idle(self, *, max_attempts: int = 10_000) -> list[AttemptRecord]:
         """Deliver until nothing is left to dispatch, jumping virtual time to each next due moment."""
         return self.driver.run_until_idle(max_attempts=max_attempts)
 
-    def advance(self, by: timedelta | float) -> list[Delivery]:
+    def advance(self, by: timedelta | float) -> list[AttemptRecord]:
         """Move virtual time forward, delivering what falls due on the way."""
         return self.driver.advance(by)
 
-    def run_due(self) -> list[Delivery]:
+    def run_due(self) -> list[AttemptRecord]:
         """Deliver what is due now, without moving time."""
         return self.driver.run_due()
 
     @property
-    def deliveries(self) -> list[Delivery]:
-        """Every attempt so far, in order."""
-        return self.driver.deliveries
+    def attempts(self) -> History:
+        """The attempts made so far, oldest first (the last ``history`` of them)."""
+        return self.driver.history
+
+    @property
+    def deliveries(self) -> History:
+        """The former name of :attr:`attempts`."""
+        return self.driver.history
 
     # Inspection.
 
@@ -214,7 +203,7 @@ class FakeTransport(Transport):
         for pb in self.engine.tasks_of(self.queue_name(queue)):
             task = tasks_v2.Task.pb()()
             task.CopyFrom(pb)
-            task.view = 2
+            task.view = tasks_v2.Task.View.FULL
             out.append(Task(task))
         return out
 

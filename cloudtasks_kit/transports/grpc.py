@@ -1,6 +1,7 @@
 """Transports over the official generated client: gRPC (sync and async); REST lives in ``rest.py``.
 
-Each RPC is a pass-through to ``tasks_v2.CloudTasksClient``: the official client's own defaults
+Each row of the call table (:mod:`.calls`) is a pass-through to the ``tasks_v2.CloudTasksClient`` method
+of the same name: the official client's own defaults
 (timeouts, its retry on reads) stay in force unless ``retry``/``timeout`` are given here.
 """
 
@@ -8,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from google.api_core import gapic_v1
 from google.cloud import tasks_v2
 
 from ._buffer import DEFAULT_REST_ENDPOINT, BufferClient
-from .base import AsyncTransport, BatchCreateResult, BufferTaskRequest, Transport
+from .base import AsyncTransport, Transport
+from .calls import BufferTaskRequest, Rpc, batch_result
 
 __all__ = ["AsyncGrpcTransport", "ClientTransport", "GrpcTransport"]
 
 DEFAULT = gapic_v1.method.DEFAULT
+ReqT = TypeVar("ReqT")
+RespT = TypeVar("RespT")
 
 
 def _options(retry: Any, timeout: Any) -> dict[str, Any]:
@@ -28,32 +32,6 @@ def _options(retry: Any, timeout: Any) -> dict[str, Any]:
     if timeout is not DEFAULT:
         options["timeout"] = timeout
     return options
-
-
-def _pass(name: str) -> Any:
-    def call(self: ClientTransport, request: Any) -> Any:
-        return getattr(self.client, name)(request=request, **self._call_options)
-
-    call.__name__ = name
-    call.__doc__ = f"``CloudTasksClient.{name}``, unchanged."
-    return call
-
-
-def _first_page(name: str) -> Any:
-    def call(self: ClientTransport, request: Any) -> Any:
-        pager = getattr(self.client, name)(request=request, **self._call_options)
-        return next(iter(pager.pages))
-
-    call.__name__ = name
-    call.__doc__ = f"One page of ``CloudTasksClient.{name}``."
-    return call
-
-
-def batch_result(response: Any, metadata: Any) -> BatchCreateResult:
-    failures = {}
-    if metadata is not None:
-        failures = {int(i): (int(s.code), str(s.message)) for i, s in metadata.failed_requests.items()}
-    return BatchCreateResult(tasks=list(response.tasks), failures=failures)
 
 
 class ClientTransport(Transport):
@@ -71,26 +49,16 @@ class ClientTransport(Transport):
         self._buffer = buffer or BufferClient(DEFAULT_REST_ENDPOINT)
         self._call_options = _options(retry, timeout)
 
-    list_queues = _first_page("list_queues")
-    get_queue = _pass("get_queue")
-    create_queue = _pass("create_queue")
-    update_queue = _pass("update_queue")
-    delete_queue = _pass("delete_queue")
-    purge_queue = _pass("purge_queue")
-    pause_queue = _pass("pause_queue")
-    resume_queue = _pass("resume_queue")
-    list_tasks = _first_page("list_tasks")
-    get_task = _pass("get_task")
-    create_task = _pass("create_task")
-    delete_task = _pass("delete_task")
-    run_task = _pass("run_task")
-
-    def batch_create_tasks(self, request: tasks_v2.BatchCreateTasksRequest) -> BatchCreateResult:
-        operation = self.client.batch_create_tasks(request=request, **self._call_options)
-        return batch_result(operation.result(), operation.metadata)
-
-    def buffer_task(self, request: BufferTaskRequest) -> tasks_v2.Task:
-        return self._buffer.buffer(request)
+    def call(self, rpc: Rpc[ReqT, RespT], request: ReqT) -> RespT:
+        if isinstance(request, BufferTaskRequest):
+            return rpc.decode(self._buffer.buffer(request))
+        response = getattr(self.client, rpc.name)(request=request, **self._call_options)
+        if rpc.kind == "page":
+            response = next(iter(response.pages))
+        elif rpc.kind == "operation":
+            response = batch_result(response.result().tasks, response.metadata)
+        # The official client answers with the row's response type (the table pins it for each call).
+        return cast(RespT, response)
 
     def close(self) -> None:
         self.client.transport.close()
@@ -135,27 +103,6 @@ def rest_endpoint(emulator_host: str, emulator_rest_host: str | None) -> str:
         return emulator_rest_host if "://" in emulator_rest_host else f"http://{emulator_rest_host}"
     host, _, port = emulator_host.rpartition(":")
     return f"http://{host}:{int(port) + 1}"
-
-
-def _apass(name: str) -> Any:
-    async def call(self: AsyncGrpcTransport, request: Any) -> Any:
-        return await getattr(self._client(), name)(request=request, **self._call_options)
-
-    call.__name__ = name
-    call.__doc__ = f"``CloudTasksAsyncClient.{name}``, unchanged."
-    return call
-
-
-def _afirst_page(name: str) -> Any:
-    async def call(self: AsyncGrpcTransport, request: Any) -> Any:
-        pager = await getattr(self._client(), name)(request=request, **self._call_options)
-        async for page in pager.pages:
-            return page
-        raise AssertionError("a pager always has a first page")
-
-    call.__name__ = name
-    call.__doc__ = f"One page of ``CloudTasksAsyncClient.{name}``."
-    return call
 
 
 class AsyncGrpcTransport(AsyncTransport):
@@ -210,27 +157,15 @@ class AsyncGrpcTransport(AsyncTransport):
             credentials=self._credentials, client_options=self._client_options
         )
 
-    list_queues = _afirst_page("list_queues")
-    get_queue = _apass("get_queue")
-    create_queue = _apass("create_queue")
-    update_queue = _apass("update_queue")
-    delete_queue = _apass("delete_queue")
-    purge_queue = _apass("purge_queue")
-    pause_queue = _apass("pause_queue")
-    resume_queue = _apass("resume_queue")
-    list_tasks = _afirst_page("list_tasks")
-    get_task = _apass("get_task")
-    create_task = _apass("create_task")
-    delete_task = _apass("delete_task")
-    run_task = _apass("run_task")
-
-    async def batch_create_tasks(self, request: tasks_v2.BatchCreateTasksRequest) -> BatchCreateResult:
-        operation = await self._client().batch_create_tasks(request=request, **self._call_options)
-        response = await operation.result()
-        return batch_result(response, operation.metadata)
-
-    async def buffer_task(self, request: BufferTaskRequest) -> tasks_v2.Task:
-        return await asyncio.to_thread(self._buffer.buffer, request)
+    async def call(self, rpc: Rpc[ReqT, RespT], request: ReqT) -> RespT:
+        if isinstance(request, BufferTaskRequest):
+            return rpc.decode(await asyncio.to_thread(self._buffer.buffer, request))
+        response = await getattr(self._client(), rpc.name)(request=request, **self._call_options)
+        if rpc.kind == "page":
+            response = await anext(aiter(response.pages))
+        elif rpc.kind == "operation":
+            response = batch_result((await response.result()).tasks, response.metadata)
+        return cast(RespT, response)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()

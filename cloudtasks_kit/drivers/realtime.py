@@ -15,12 +15,10 @@ from collections.abc import Callable
 
 import aiohttp
 
-from ..engine.delivery import Dispatch, Outcome
-from ..engine.driver import Delivery
+from ..engine.attempts import AttemptRecord, AttemptRequest, AttemptResult, parse_retry_after
 from ..engine.engine import Engine
-from ..engine.targets import retry_after
 
-__all__ = ["RealtimeDispatcher"]
+__all__ = ["RealtimeDriver"]
 
 log = logging.getLogger("cloudtasks_kit.emulator")
 
@@ -28,12 +26,13 @@ log = logging.getLogger("cloudtasks_kit.emulator")
 _MAX_RESPONSE_BODY = 64 * 1024
 
 
-class RealtimeDispatcher:
-    """Delivers an engine's tasks over HTTP until stopped."""
+class RealtimeDriver:
+    """Delivers an engine's tasks over HTTP until stopped, reporting each finished attempt to ``on_attempt``."""
 
-    def __init__(self, engine: Engine, *, on_delivery: Callable[[Delivery], None] | None = None) -> None:
+    def __init__(self, engine: Engine, *, on_attempt: Callable[[AttemptRecord], None] | None = None) -> None:
         self.engine = engine
-        self.on_delivery = on_delivery
+        self.scheduler = engine.scheduler
+        self.on_attempt = on_attempt
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -45,11 +44,11 @@ class RealtimeDispatcher:
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         try:
             while True:
-                for dispatch in self.engine.take_due():
-                    task = asyncio.create_task(self._send(dispatch))
+                for attempt in self.scheduler.take_due():
+                    task = asyncio.create_task(self._send(attempt))
                     self._running.add(task)
                     task.add_done_callback(self._running.discard)
-                when = self.engine.next_due()
+                when = self.scheduler.next_due()
                 timeout = None if when is None else max(0.0, when - self.engine.clock.now())
                 self._wake.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -60,37 +59,41 @@ class RealtimeDispatcher:
             await asyncio.gather(*self._running, return_exceptions=True)
             await self._session.close()
 
-    async def _send(self, dispatch: Dispatch) -> None:
+    async def _send(self, attempt: AttemptRequest) -> None:
         assert self._session is not None
         started = time.monotonic()
-        body = b""
         try:
             async with self._session.request(
-                dispatch.method,
-                dispatch.url,
-                headers=dispatch.headers,
-                data=dispatch.body,
-                timeout=aiohttp.ClientTimeout(total=dispatch.deadline),
+                attempt.method,
+                attempt.url,
+                headers=attempt.headers,
+                data=attempt.body,
+                timeout=aiohttp.ClientTimeout(total=attempt.deadline),
                 allow_redirects=False,
                 skip_auto_headers=("Accept-Encoding",),
             ) as response:
                 body = await response.content.read(_MAX_RESPONSE_BODY)
-                outcome = Outcome(response.status, retry_after=retry_after(dict(response.headers)))
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"),
+                    now=time.time(),
+                    maximum=self.scheduler.max_retry_after,
+                )
+                result = AttemptResult(response.status, retry_after=retry_after, body=body)
         except asyncio.TimeoutError:
-            outcome = Outcome(None, error="DEADLINE_EXCEEDED")
+            result = AttemptResult(None, error="DEADLINE_EXCEEDED")
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            outcome = Outcome(None, error=f"UNREACHABLE: {type(exc).__name__}: {exc}")
-        self.engine.finish(dispatch, outcome)
+            result = AttemptResult(None, error=f"UNREACHABLE: {type(exc).__name__}: {exc}")
+        self.scheduler.finish(attempt, result)
         self._wake.set()
         elapsed_ms = (time.monotonic() - started) * 1000
         log.info(
             "%s %s task=%s retry=%d -> %s (%.0f ms)",
-            dispatch.method,
-            dispatch.url,
-            dispatch.task_id,
-            dispatch.retry_count,
-            outcome.status if outcome.status is not None else outcome.error,
+            attempt.method,
+            attempt.url,
+            attempt.task_id,
+            attempt.retry_count,
+            result.status if result.status is not None else result.error,
             elapsed_ms,
         )
-        if self.on_delivery is not None:
-            self.on_delivery(Delivery.of(dispatch, outcome, body))
+        if self.on_attempt is not None:
+            self.on_attempt(AttemptRecord.of(attempt, result))

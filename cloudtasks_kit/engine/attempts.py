@@ -1,4 +1,5 @@
-"""What one attempt sends, and what came back: pure functions from task and queue to an HTTP request.
+"""Attempts: what one attempt sends, what came back, and the record of both; pure functions from task
+and queue to an HTTP request.
 
 The queue-level HTTP target (URI override, method, header overrides, auth) applies here, at delivery,
 as it does in the service; so do the ``X-CloudTasks-*`` headers, ``User-Agent`` and the token.
@@ -7,18 +8,36 @@ as it does in the service; so do the ``X-CloudTasks-*`` headers, ``User-Agent`` 
 from __future__ import annotations
 
 import dataclasses
+import email.utils
+import json
+import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from google.cloud import tasks_v2
+
 from .. import rules
 from ..errors import StatusCode, code_for_http
+from ..names import queue_of_task, short_id
 
-__all__ = ["Dispatch", "Outcome", "apply_uri_override", "build_headers", "effective_auth", "effective_target"]
+__all__ = [
+    "AttemptRecord",
+    "AttemptRequest",
+    "AttemptResult",
+    "apply_uri_override",
+    "build_headers",
+    "effective_auth",
+    "effective_target",
+    "parse_retry_after",
+]
+
+_IF_NOT_EXISTS = tasks_v2.UriOverride.UriOverrideEnforceMode.IF_NOT_EXISTS
+_SCHEMES = {tasks_v2.UriOverride.Scheme.HTTP: "http", tasks_v2.UriOverride.Scheme.HTTPS: "https"}
 
 
 @dataclasses.dataclass
-class Dispatch:
-    """One attempt to deliver a task: the HTTP request to send and the attempt's bookkeeping.
+class AttemptRequest:
+    """An attempt the engine has started: the HTTP request to send and the attempt's bookkeeping.
 
     Attributes:
         task_name: the task's full name.
@@ -27,6 +46,7 @@ class Dispatch:
         deadline: seconds the target has to answer (the task's dispatch deadline).
         retry_count: attempts made before this one (``X-CloudTasks-TaskRetryCount``).
         schedule_time: when the attempt was due; dispatch_time: when it was sent (engine clock).
+        forced: started by RunTask.
     """
 
     task_name: str
@@ -44,20 +64,28 @@ class Dispatch:
 
     @property
     def task_id(self) -> str:
-        return self.task_name.rsplit("/", 1)[-1]
+        return short_id(self.task_name)
 
     @property
     def queue_id(self) -> str:
-        return self.queue_name.rsplit("/", 1)[-1]
+        return short_id(self.queue_name)
 
 
 @dataclasses.dataclass(frozen=True)
-class Outcome:
-    """What an attempt got: an HTTP status, or none (``error`` says why: timeout, refused...)."""
+class AttemptResult:
+    """What an attempt got: an HTTP status, or none (``error`` says why: timeout, refused...).
+
+    Attributes:
+        status: the HTTP status of the answer, or None when there was none.
+        retry_after: seconds asked for by a ``Retry-After`` header, already bounded.
+        error: why there was no answer (``DEADLINE_EXCEEDED``, ``UNREACHABLE: ...``).
+        body: the start of the answer's body (for inspection only).
+    """
 
     status: int | None
     retry_after: float | None = None
     error: str | None = None
+    body: bytes = dataclasses.field(default=b"", repr=False)
 
     @property
     def succeeded(self) -> bool:
@@ -80,15 +108,106 @@ class Outcome:
         return f"HTTP status {self.status}"
 
 
+@dataclasses.dataclass(frozen=True)
+class AttemptRecord:
+    """One finished attempt, as the fake and the emulator keep it for inspection: what was sent, when
+    (engine clock), and what came back. The ``Authorization`` header is not kept."""
+
+    time: float
+    task_name: str
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    retry_count: int
+    status: int | None
+    error: str | None
+    response_body: bytes = b""
+
+    @classmethod
+    def of(cls, attempt: AttemptRequest, result: AttemptResult) -> AttemptRecord:
+        """The record of ``attempt`` and what it got."""
+        headers = attempt.headers
+        if "Authorization" in headers:  # the engine writes it with this spelling
+            headers = {**headers, "Authorization": "Bearer [redacted]"}
+        return cls(
+            time=attempt.dispatch_time,
+            task_name=attempt.task_name,
+            method=attempt.method,
+            url=attempt.url,
+            headers=headers,
+            body=attempt.body,
+            retry_count=attempt.retry_count,
+            status=result.status,
+            error=result.error,
+            response_body=result.body,
+        )
+
+    @property
+    def task_id(self) -> str:
+        return short_id(self.task_name)
+
+    @property
+    def queue(self) -> str:
+        """The short id of the task's queue."""
+        return short_id(self.queue_name)
+
+    @property
+    def queue_name(self) -> str:
+        return queue_of_task(self.task_name)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    def json(self) -> Any:
+        """The request body decoded as JSON."""
+        return json.loads(self.body)
+
+    def header(self, name: str) -> str | None:
+        """A request header, case-insensitively."""
+        lowered = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == lowered), None)
+
+    def __repr__(self) -> str:
+        result = self.status if self.status is not None else self.error
+        return (
+            f"AttemptRecord({self.method} {self.url} task={self.task_id!r} retry={self.retry_count}"
+            f" -> {result})"
+        )
+
+
+_DELTA_SECONDS = re.compile(r"[0-9]{1,32}")
+
+
+def parse_retry_after(value: str | None, *, now: float, maximum: float) -> float | None:
+    """Seconds a ``Retry-After`` value asks for, as RFC 9110 section 10.2.3 defines it: ``delta-seconds``
+    (ASCII digits) or an HTTP-date. Junk is ignored (None); the result is clamped to ``[0, maximum]``, so
+    no later timestamp can overflow."""
+    if value is None:
+        return None
+    value = value.strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        return min(float(int(value)), maximum)
+    if len(value) > 64:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        seconds = when.timestamp() - now
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return min(max(0.0, seconds), maximum)
+
+
 def apply_uri_override(url: str, override: Any) -> str:
     """Rewrite ``url`` with a queue's ``UriOverride`` protobuf (only the parts it sets).
 
     ``IF_NOT_EXISTS`` fills a task that has no URL; ``ALWAYS`` (the default) rewrites every task.
     """
-    if override.uri_override_enforce_mode == 1 and url:
+    if override.uri_override_enforce_mode == _IF_NOT_EXISTS and url:
         return url
     parts = urlsplit(url or "https://placeholder.invalid/")
-    scheme = {1: "http", 2: "https"}.get(override.scheme, parts.scheme or "https")
+    scheme = _SCHEMES.get(override.scheme, parts.scheme or "https")
     host = override.host or parts.hostname or ""
     port = override.port or (parts.port if not override.host else None)
     netloc = f"{host}:{port}" if port else host
@@ -126,8 +245,8 @@ def build_headers(
         if not rules.reserved_header(override.header.key):
             put(override.header.key, override.header.value)
     put("User-Agent", rules.USER_AGENT)
-    put("X-CloudTasks-QueueName", queue.name.rsplit("/", 1)[-1])
-    put("X-CloudTasks-TaskName", task.name.rsplit("/", 1)[-1])
+    put("X-CloudTasks-QueueName", short_id(queue.name))
+    put("X-CloudTasks-TaskName", short_id(task.name))
     put("X-CloudTasks-TaskRetryCount", str(retry_count))
     put("X-CloudTasks-TaskExecutionCount", str(execution_count))
     put("X-CloudTasks-TaskETA", f"{eta:.6f}")

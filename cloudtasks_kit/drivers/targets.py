@@ -1,15 +1,14 @@
 """Where the deterministic driver sends an attempt: a WSGI app, an ASGI app, a callable, or real HTTP.
 
-Each target is a callable ``target(dispatch) -> TargetResponse``; raising means "no answer" (the
+Each target is a callable ``target(attempt) -> TargetResponse``; raising means "no answer" (the
 attempt fails without a status, like a reset connection), and an in-process target that takes longer
-than the task's dispatch deadline (in real seconds) counts as a timeout.
+than the task's dispatch deadline (in real seconds), or raises :class:`TimeoutError`, timed out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import email.utils
 import io
 import sys
 import threading
@@ -18,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from .delivery import Dispatch, Outcome
+from ..engine.attempts import AttemptRequest, AttemptResult, parse_retry_after
 
 __all__ = [
     "ASGITarget",
@@ -27,7 +26,7 @@ __all__ = [
     "Target",
     "TargetResponse",
     "WSGITarget",
-    "outcome_of",
+    "result_of",
 ]
 
 
@@ -41,54 +40,43 @@ class TargetResponse:
 
 
 class Target(Protocol):
-    def __call__(self, dispatch: Dispatch) -> TargetResponse: ...
+    def __call__(self, attempt: AttemptRequest) -> TargetResponse: ...
 
 
-class DeadlineExceeded(Exception):
-    """The target did not answer within the dispatch deadline."""
+def result_of(
+    attempt: AttemptRequest, target: Target, *, now: float, max_retry_after: float
+) -> AttemptResult:
+    """Send ``attempt`` to ``target`` and say what the engine should record.
 
-
-def outcome_of(dispatch: Dispatch, target: Target) -> tuple[Outcome, TargetResponse | None]:
-    """Send ``dispatch`` to ``target`` and say what the engine should record."""
+    A target that raises :class:`TimeoutError`, or answers after the dispatch deadline (real seconds),
+    timed out; one that raises anything else gave no answer, like a reset connection.
+    """
     started = time.monotonic()
     try:
-        response = target(dispatch)
-    except DeadlineExceeded:
-        return Outcome(None, error="DEADLINE_EXCEEDED"), None
+        response = target(attempt)
+    except TimeoutError:
+        return AttemptResult(None, error="DEADLINE_EXCEEDED")
     except Exception as exc:
-        return Outcome(None, error=f"UNREACHABLE: {type(exc).__name__}: {exc}"), None
-    if time.monotonic() - started > dispatch.deadline:
-        return Outcome(None, error="DEADLINE_EXCEEDED"), response
-    return Outcome(response.status, retry_after=retry_after(response.headers)), response
-
-
-def retry_after(headers: dict[str, str]) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), if any."""
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+        return AttemptResult(None, error=f"UNREACHABLE: {type(exc).__name__}: {exc}")
+    if time.monotonic() - started > attempt.deadline:
+        return AttemptResult(None, error="DEADLINE_EXCEEDED", body=response.body)
+    header = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+    retry_after = parse_retry_after(header, now=now, maximum=max_retry_after)
+    return AttemptResult(response.status, retry_after=retry_after, body=response.body)
 
 
 class CallableTarget:
-    """A plain function: ``fn(dispatch)`` returns a status code, a :class:`TargetResponse`, or None (200).
+    """A plain function: ``fn(attempt)`` returns a status code, a :class:`TargetResponse`, or None (200).
 
     Example:
         ``fake.deliver_to(CallableTarget(lambda d: 503 if d.retry_count < 2 else 200))``
     """
 
-    def __init__(self, fn: Callable[[Dispatch], int | TargetResponse | None]) -> None:
+    def __init__(self, fn: Callable[[AttemptRequest], int | TargetResponse | None]) -> None:
         self.fn = fn
 
-    def __call__(self, dispatch: Dispatch) -> TargetResponse:
-        result = self.fn(dispatch)
+    def __call__(self, attempt: AttemptRequest) -> TargetResponse:
+        result = self.fn(attempt)
         if result is None:
             return TargetResponse(200)
         if isinstance(result, int):
@@ -102,10 +90,10 @@ class WSGITarget:
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
 
-    def __call__(self, dispatch: Dispatch) -> TargetResponse:
-        parts = urlsplit(dispatch.url)
+    def __call__(self, attempt: AttemptRequest) -> TargetResponse:
+        parts = urlsplit(attempt.url)
         environ: dict[str, Any] = {
-            "REQUEST_METHOD": dispatch.method,
+            "REQUEST_METHOD": attempt.method,
             "SCRIPT_NAME": "",
             "PATH_INFO": unquote(parts.path or "/"),
             "QUERY_STRING": parts.query,
@@ -114,16 +102,16 @@ class WSGITarget:
             "SERVER_PROTOCOL": "HTTP/1.1",
             "REMOTE_ADDR": "127.0.0.1",
             "HTTP_HOST": parts.netloc,
-            "CONTENT_LENGTH": str(len(dispatch.body)),
+            "CONTENT_LENGTH": str(len(attempt.body)),
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": parts.scheme or "http",
-            "wsgi.input": io.BytesIO(dispatch.body),
+            "wsgi.input": io.BytesIO(attempt.body),
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": False,
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
         }
-        for name, value in dispatch.headers.items():
+        for name, value in attempt.headers.items():
             key = name.upper().replace("-", "_")
             if key == "CONTENT_TYPE":
                 environ["CONTENT_TYPE"] = value
@@ -166,30 +154,30 @@ class ASGITarget:
                 self._loop = loop
             return self._loop
 
-    def __call__(self, dispatch: Dispatch) -> TargetResponse:
-        future = asyncio.run_coroutine_threadsafe(self._call(dispatch), self._get_loop())
+    def __call__(self, attempt: AttemptRequest) -> TargetResponse:
+        future = asyncio.run_coroutine_threadsafe(self._call(attempt), self._get_loop())
         try:
-            return future.result(timeout=dispatch.deadline)
+            return future.result(timeout=attempt.deadline)
         except TimeoutError:
             future.cancel()
-            raise DeadlineExceeded() from None
+            raise TimeoutError(f"no answer within {attempt.deadline} s") from None
 
-    async def _call(self, dispatch: Dispatch) -> TargetResponse:
-        parts = urlsplit(dispatch.url)
+    async def _call(self, attempt: AttemptRequest) -> TargetResponse:
+        parts = urlsplit(attempt.url)
         scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": "1.1",
-            "method": dispatch.method,
+            "method": attempt.method,
             "scheme": parts.scheme or "http",
             "path": unquote(parts.path or "/"),
             "raw_path": (parts.path or "/").encode(),
             "query_string": parts.query.encode(),
             "root_path": "",
             "headers": [
-                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in dispatch.headers.items()
+                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in attempt.headers.items()
             ]
-            + [(b"content-length", str(len(dispatch.body)).encode()), (b"host", parts.netloc.encode())],
+            + [(b"content-length", str(len(attempt.body)).encode()), (b"host", parts.netloc.encode())],
             "client": ("127.0.0.1", 0),
             "server": (parts.hostname or "localhost", parts.port or (443 if parts.scheme == "https" else 80)),
         }
@@ -202,7 +190,7 @@ class ASGITarget:
             nonlocal sent_body
             if not sent_body:
                 sent_body = True
-                return {"type": "http.request", "body": dispatch.body, "more_body": False}
+                return {"type": "http.request", "body": attempt.body, "more_body": False}
             await asyncio.Event().wait()  # nothing more: wait to be cancelled, like an idle client
             return {"type": "http.disconnect"}
 
@@ -229,18 +217,18 @@ class HTTPTarget:
 
         self._session = requests.Session()
 
-    def __call__(self, dispatch: Dispatch) -> TargetResponse:
+    def __call__(self, attempt: AttemptRequest) -> TargetResponse:
         import requests
 
         try:
             response = self._session.request(
-                dispatch.method,
-                dispatch.url,
-                headers=dispatch.headers,
-                data=dispatch.body,
-                timeout=dispatch.deadline,
+                attempt.method,
+                attempt.url,
+                headers=attempt.headers,
+                data=attempt.body,
+                timeout=attempt.deadline,
                 allow_redirects=False,
             )
         except requests.Timeout:
-            raise DeadlineExceeded() from None
+            raise TimeoutError(f"no answer within {attempt.deadline} s") from None
         return TargetResponse(response.status_code, dict(response.headers), response.content)

@@ -1,122 +1,33 @@
-"""The shared core of the sync and async facades: operations as generators, and the two drivers.
+"""The operations of the facades, written once: each is a generator that builds requests and decodes
+responses without doing any I/O.
 
-An operation builds requests and decodes responses without doing any I/O: it yields a :class:`Call`
-(a transport method name and an official request message), receives the response (or has the kit's
-error thrown in), and returns the typed result. :func:`run` drives one over a sync transport,
-:func:`arun` over an async one. Everything above the seam is written once, here and in the modules it
-calls; the facades only choose a driver.
+An operation yields a :class:`~cloudtasks_kit._runner.Call` (a row of the call table and its request)
+through :func:`~cloudtasks_kit._runner.call`, receives the typed response (or has the kit's error thrown
+in), and returns the typed result. :mod:`cloudtasks_kit._runner` drives one over a sync or an async
+transport; the facades (``client.py``, ``aio.py``) only choose the runner.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Generator, Mapping
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from google.cloud import tasks_v2
 
 from . import errors, rules
+from ._runner import Op, Plan, call
 from .names import parse_task_name
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig, build_queue_pb
 from .retry import RetryPolicy
 from .tasks import Task, TaskSpec, build_task, encode_body
-from .transports.base import AsyncTransport, BufferTaskRequest, Transport
+from .transports import calls
+from .transports.calls import BufferTaskRequest
 
-T = TypeVar("T")
 View = Literal["BASIC", "FULL"]
 
-
-class Call:
-    """One RPC an operation asks for: the transport method's name and its request."""
-
-    __slots__ = ("method", "request")
-
-    def __init__(self, method: str, request: Any) -> None:
-        self.method = method
-        self.request = request
-
-
-Op = Generator[Call, Any, T]
-
-_VIEWS = {"BASIC": 1, "FULL": 2}
+_VIEWS: dict[str, int] = {"BASIC": tasks_v2.Task.View.BASIC, "FULL": tasks_v2.Task.View.FULL}
 _PB_CREATE_TASK = tasks_v2.CreateTaskRequest.pb()
 _PB_TASK = tasks_v2.Task.pb()
-
-
-def run(transport: Transport, op: Op[T]) -> T:
-    """Drive ``op`` over a sync transport, mapping transport errors to the kit's."""
-    try:
-        call = next(op)
-        while True:
-            try:
-                response = getattr(transport, call.method)(call.request)
-            except Exception as exc:
-                call = op.throw(_mapped(exc))
-            else:
-                call = op.send(response)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-
-
-async def arun(transport: AsyncTransport | Transport, op: Op[T]) -> T:
-    """Drive ``op`` over an async transport (or a sync one, see :class:`Transport`)."""
-    try:
-        call = next(op)
-        while True:
-            try:
-                method = getattr(transport, call.method)
-                if isinstance(transport, AsyncTransport):
-                    response = await method(call.request)
-                elif transport.blocking:
-                    response = await asyncio.to_thread(method, call.request)
-                else:
-                    response = method(call.request)
-            except Exception as exc:
-                call = op.throw(_mapped(exc))
-            else:
-                call = op.send(response)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-
-
-class Plan(Generic[T]):
-    """An operation and how to retry it: ``make_op(retried)`` gives a fresh attempt."""
-
-    __slots__ = ("make_op", "policy", "retries")
-
-    def __init__(self, policy: RetryPolicy | None, named: bool, make_op: Callable[[bool], Op[T]]) -> None:
-        self.policy = policy
-        self.make_op = make_op
-        self.retries = policy is not None and policy.applies(named)
-
-
-def run_plan(transport: Transport, plan: Plan[T]) -> T:
-    """Drive a plan over a sync transport, retrying under its policy."""
-    if not plan.retries:
-        return run(transport, plan.make_op(False))
-    assert plan.policy is not None
-    for attempt in plan.policy.retrying():
-        with attempt:
-            return run(transport, plan.make_op(attempt.retry_state.attempt_number > 1))
-    raise AssertionError("tenacity re-raises the last error")  # pragma: no cover
-
-
-async def arun_plan(transport: AsyncTransport | Transport, plan: Plan[T]) -> T:
-    """Drive a plan over an async transport, retrying under its policy."""
-    if not plan.retries:
-        return await arun(transport, plan.make_op(False))
-    assert plan.policy is not None
-    async for attempt in plan.policy.async_retrying():
-        with attempt:
-            return await arun(transport, plan.make_op(attempt.retry_state.attempt_number > 1))
-    raise AssertionError("tenacity re-raises the last error")  # pragma: no cover
-
-
-def _mapped(exc: Exception) -> errors.CloudTasksError:
-    mapped = errors.from_exception(exc)
-    if mapped is not exc:
-        mapped.__cause__ = exc
-    return mapped
 
 
 def view_number(view: View) -> int:
@@ -161,7 +72,7 @@ def create_attempt(request: Any, retried: bool) -> Op[Task]:
     """One attempt at a create. On a retry, ALREADY_EXISTS means an earlier attempt landed: that task is
     the answer."""
     try:
-        response = yield Call("create_task", tasks_v2.CreateTaskRequest.wrap(request))
+        response = yield from call(calls.CREATE_TASK, tasks_v2.CreateTaskRequest.wrap(request))
     except errors.AlreadyExists:
         if not retried:
             raise
@@ -187,17 +98,21 @@ def plan_create(
 
 
 def get_task(name: str, view: View) -> Op[Task]:
-    response = yield Call("get_task", tasks_v2.GetTaskRequest(name=name, response_view=view_number(view)))
+    response = yield from call(
+        calls.GET_TASK, tasks_v2.GetTaskRequest(name=name, response_view=view_number(view))
+    )
     return Task.from_message(response)
 
 
 def run_task(name: str, view: View) -> Op[Task]:
-    response = yield Call("run_task", tasks_v2.RunTaskRequest(name=name, response_view=view_number(view)))
+    response = yield from call(
+        calls.RUN_TASK, tasks_v2.RunTaskRequest(name=name, response_view=view_number(view))
+    )
     return Task.from_message(response)
 
 
 def delete_task(name: str) -> Op[None]:
-    yield Call("delete_task", tasks_v2.DeleteTaskRequest(name=name))
+    yield from call(calls.DELETE_TASK, tasks_v2.DeleteTaskRequest(name=name))
 
 
 def list_tasks_page(
@@ -210,7 +125,7 @@ def list_tasks_page(
     request = tasks_v2.ListTasksRequest(
         parent=queue_name, response_view=view_number(view), page_size=page_size or 0, page_token=token
     )
-    response = yield Call("list_tasks", request)
+    response = yield from call(calls.LIST_TASKS, request)
     return [Task.from_message(t) for t in response.tasks], str(response.next_page_token)
 
 
@@ -249,7 +164,7 @@ def buffer_task(
         )
     data, sent_headers = encode_body(headers or {}, body=body, text=text, json=json)
     request = BufferTaskRequest(queue_name, task_id, method, sent_headers, data or b"")
-    response = yield Call("buffer_task", request)
+    response = yield from call(calls.BUFFER_TASK, request)
     return Task.from_message(response)
 
 
@@ -257,7 +172,7 @@ def buffer_task(
 
 
 def get_queue(name: str) -> Op[Queue]:
-    response = yield Call("get_queue", tasks_v2.GetQueueRequest(name=name))
+    response = yield from call(calls.GET_QUEUE, tasks_v2.GetQueueRequest(name=name))
     return Queue.from_message(response)
 
 
@@ -293,13 +208,13 @@ def ensure_queue(name: str, parent: str, config: QueueConfig) -> Op[Queue]:
 
 def _create_queue(parent: str, queue: Any) -> Op[Queue]:
     request = tasks_v2.CreateQueueRequest(parent=parent, queue=tasks_v2.Queue.wrap(queue))
-    response = yield Call("create_queue", request)
+    response = yield from call(calls.CREATE_QUEUE, request)
     return Queue.from_message(response)
 
 
 def _update_queue(queue: Any, paths: list[str]) -> Op[Queue]:
     request = tasks_v2.UpdateQueueRequest(queue=tasks_v2.Queue.wrap(queue), update_mask={"paths": paths})
-    response = yield Call("update_queue", request)
+    response = yield from call(calls.UPDATE_QUEUE, request)
     return Queue.from_message(response)
 
 
@@ -315,22 +230,26 @@ def _matches(current: Queue, wanted: Any, paths: list[str]) -> bool:
     return True
 
 
-def queue_state_call(method: str, name: str) -> Op[Queue]:
-    """Pause, resume or purge: the same request shape, by method name."""
-    request_type = {
-        "pause_queue": tasks_v2.PauseQueueRequest,
-        "resume_queue": tasks_v2.ResumeQueueRequest,
-        "purge_queue": tasks_v2.PurgeQueueRequest,
-    }[method]
-    response = yield Call(method, request_type(name=name))
+def pause_queue(name: str) -> Op[Queue]:
+    response = yield from call(calls.PAUSE_QUEUE, tasks_v2.PauseQueueRequest(name=name))
+    return Queue.from_message(response)
+
+
+def resume_queue(name: str) -> Op[Queue]:
+    response = yield from call(calls.RESUME_QUEUE, tasks_v2.ResumeQueueRequest(name=name))
+    return Queue.from_message(response)
+
+
+def purge_queue(name: str) -> Op[Queue]:
+    response = yield from call(calls.PURGE_QUEUE, tasks_v2.PurgeQueueRequest(name=name))
     return Queue.from_message(response)
 
 
 def delete_queue(name: str) -> Op[None]:
-    yield Call("delete_queue", tasks_v2.DeleteQueueRequest(name=name))
+    yield from call(calls.DELETE_QUEUE, tasks_v2.DeleteQueueRequest(name=name))
 
 
 def list_queues_page(parent: str, page_size: int | None, token: str) -> Op[tuple[list[Queue], str]]:
     request = tasks_v2.ListQueuesRequest(parent=parent, page_size=page_size or 0, page_token=token)
-    response = yield Call("list_queues", request)
+    response = yield from call(calls.LIST_QUEUES, request)
     return [Queue.from_message(q) for q in response.queues], str(response.next_page_token)

@@ -9,7 +9,9 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
-from . import _core, rules
+from . import _operations as ops
+from . import rules
+from ._runner import Op, Plan
 from .bulk import Bulk, Progress
 from .errors import UsageError
 from .names import QueueName, location_path
@@ -98,11 +100,11 @@ class QueueBase(Generic[ClientT]):
 
     def _create_plan(
         self, url: str | TaskSpec, options: Mapping[str, Any], retry_policy: RetryPolicy | None
-    ) -> _core.Plan[Task]:
+    ) -> Plan[Task]:
         client = self.client
-        return _core.plan_create(
+        return ops.plan_create(
             self.name,
-            _core.as_spec(url, options),
+            ops.as_spec(url, options),
             now=client.transport.now(),
             limits=client.limits,
             policy=retry_policy or client.retry_policy,
@@ -133,8 +135,8 @@ class QueueBase(Generic[ClientT]):
         task_id: str | None,
         method: str,
         headers: Mapping[str, str] | None,
-    ) -> _core.Op[Task]:
-        return _core.buffer_task(
+    ) -> Op[Task]:
+        return ops.buffer_task(
             self.name,
             self.known,
             body=body,

@@ -1,57 +1,58 @@
-"""Dispatch: which attempts start now, what each sends, and what its outcome does to the task.
+"""Scheduling attempts: which start now, what each sends, and what its result does to the task.
 
-A part of :class:`~cloudtasks_kit.engine.engine.Engine`, kept apart from the RPCs: the drivers call
-:meth:`Dispatching.take_due`, send each :class:`~cloudtasks_kit.engine.delivery.Dispatch`, and report
-with :meth:`Dispatching.finish`; :meth:`Dispatching.next_due` says when to look again.
+The engine's :attr:`~cloudtasks_kit.engine.engine.Engine.scheduler`, beside its RPCs: a driver calls
+:meth:`Scheduler.take_due`, sends each :class:`~cloudtasks_kit.engine.attempts.AttemptRequest`, and
+reports with :meth:`Scheduler.finish`; :meth:`Scheduler.next_due` says when to look again.
 """
 
 from __future__ import annotations
 
-import collections
 import heapq
-import itertools
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from .. import rules
 from .._convert import set_seconds, to_seconds
-from . import delivery
+from . import attempts
+from .attempts import AttemptRequest, AttemptResult
 from .clock import Clock
 from .scheduling import backoff, retries_exhausted
-from .state import RUNNING, QueueRecord, TaskRecord, effective_retry
+from .state import RUNNING, ServiceState, TaskRecord, effective_retry
 from .tokens import TokenSigner, oauth_token
 
-__all__ = ["Dispatching"]
+__all__ = ["Scheduler"]
 
 
-class Dispatching:
-    """The dispatch half of the engine; the state it works on is the engine's."""
+class Scheduler:
+    """Which attempts start when, and what their results do to the tasks: the engine's dispatch half.
 
-    clock: Clock
-    _queues: dict[str, QueueRecord]
-    _forced: collections.deque[TaskRecord]
-    _counter: itertools.count[int]
+    Args:
+        state: the service state it shares with the engine's RPCs.
+        clock: where "now" comes from.
+        signer: gives the key that signs OIDC tokens (made on first use).
+        max_retry_after: the longest wait a ``Retry-After`` answer may impose, in seconds.
+    """
 
-    if TYPE_CHECKING:  # provided by the engine
+    def __init__(
+        self, state: ServiceState, clock: Clock, signer: Callable[[], TokenSigner], max_retry_after: float
+    ) -> None:
+        self._state = state
+        self.clock = clock
+        self._signer = signer
+        self.max_retry_after = max_retry_after
 
-        @property
-        def signer(self) -> TokenSigner: ...
-
-        def _delete(self, record: TaskRecord) -> None: ...
-
-        def _changed(self) -> None: ...
-
-    def take_due(self, limit: int | None = None) -> list[delivery.Dispatch]:
+    def take_due(self, limit: int | None = None) -> list[AttemptRequest]:
         """Start the attempts that are due now, within each queue's rate and concurrency limits.
 
         RunTask'd tasks go first and ignore both limits and the paused state.
         """
         now = self.clock.now()
-        out: list[delivery.Dispatch] = []
-        while self._forced and (limit is None or len(out) < limit):
-            record = self._forced.popleft()
+        out: list[AttemptRequest] = []
+        while self._state.forced and (limit is None or len(out) < limit):
+            record = self._state.forced.popleft()
             if record.alive and record.forced and not record.in_flight:
                 out.append(self._start(record, now, forced=True))
-        for queue in self._queues.values():
+        for queue in self._state.queues.values():
             if queue.pb.state != RUNNING or now < queue.hold_until:
                 continue
             cap = queue.pb.rate_limits.max_concurrent_dispatches
@@ -66,10 +67,10 @@ class Dispatching:
     def next_due(self) -> float | None:
         """When :meth:`take_due` may next return something (None: nothing until a call or a finish)."""
         now = self.clock.now()
-        if any(r.alive and not r.in_flight for r in self._forced):
+        if any(r.alive and not r.in_flight for r in self._state.forced):
             return now
         best: float | None = None
-        for queue in self._queues.values():
+        for queue in self._state.queues.values():
             if queue.pb.state != RUNNING or queue.in_flight >= queue.pb.rate_limits.max_concurrent_dispatches:
                 continue
             record = queue.top()
@@ -81,10 +82,10 @@ class Dispatching:
 
     def dispatchable(self) -> int:
         """Tasks that will be dispatched without anyone acting: in RUNNING queues, or RunTask'd."""
-        forced = sum(1 for r in self._forced if r.alive)
-        return forced + sum(len(q.tasks) for q in self._queues.values() if q.pb.state == RUNNING)
+        forced = sum(1 for r in self._state.forced if r.alive)
+        return forced + sum(len(q.tasks) for q in self._state.queues.values() if q.pb.state == RUNNING)
 
-    def _start(self, record: TaskRecord, now: float, *, forced: bool) -> delivery.Dispatch:
+    def _start(self, record: TaskRecord, now: float, *, forced: bool) -> AttemptRequest:
         task, queue = record.pb, record.queue
         retry_count = task.dispatch_count
         task.dispatch_count += 1
@@ -97,8 +98,8 @@ class Dispatching:
         set_seconds(task.last_attempt.dispatch_time, now)
         record.in_flight = True
         queue.in_flight += 1
-        method, url = delivery.effective_target(task, queue.pb)
-        headers = delivery.build_headers(
+        method, url = attempts.effective_target(task, queue.pb)
+        headers = attempts.build_headers(
             task,
             queue.pb,
             retry_count=retry_count,
@@ -109,7 +110,7 @@ class Dispatching:
             authorization=self._authorization(task, queue.pb, url),
         )
         deadline = to_seconds(task.dispatch_deadline) if task.HasField("dispatch_deadline") else None
-        return delivery.Dispatch(
+        return AttemptRequest(
             task_name=task.name,
             queue_name=queue.name,
             method=method,
@@ -125,20 +126,20 @@ class Dispatching:
         )
 
     def _authorization(self, task: Any, queue: Any, url: str) -> str | None:
-        auth = delivery.effective_auth(task, queue)
+        auth = attempts.effective_auth(task, queue)
         if auth is None:
             return None
         kind, token = auth
         if kind == "oidc":
             audience = token.audience or url
-            return "Bearer " + self.signer.oidc_token(
+            return "Bearer " + self._signer().oidc_token(
                 service_account_email=token.service_account_email, audience=audience
             )
         return "Bearer " + oauth_token()
 
-    def finish(self, dispatch: delivery.Dispatch, outcome: delivery.Outcome) -> None:
-        """Record an attempt's outcome: delete the task on success; else schedule the retry or give up."""
-        record: TaskRecord = dispatch.record
+    def finish(self, attempt: AttemptRequest, result: AttemptResult) -> None:
+        """Record an attempt's result: delete the task on success; else schedule the retry or give up."""
+        record: TaskRecord = attempt.record
         queue = record.queue
         queue.in_flight -= 1
         record.in_flight = False
@@ -146,19 +147,19 @@ class Dispatching:
             return
         now = self.clock.now()
         task = record.pb
-        code, message = outcome.rpc_status()
+        code, message = result.rpc_status()
         set_seconds(task.last_attempt.response_time, now)
         task.last_attempt.response_status.code = code
         task.last_attempt.response_status.message = message
-        if outcome.status is not None:
+        if result.status is not None:
             task.response_count += 1
-        if outcome.succeeded:
-            self._delete(record)
+        if result.succeeded:
+            self._state.delete_task(record)
             return
-        if outcome.status is not None and outcome.status < 500:
+        if result.status is not None and result.status < 500:
             record.executions += 1
-        record.previous_response = outcome.status
-        record.retry_reason = outcome.retry_reason()
+        record.previous_response = result.status
+        record.retry_reason = result.retry_reason()
         max_attempts, max_duration, min_backoff, max_backoff, doublings = effective_retry(task, queue.pb)
         first = record.first_attempt_time if record.first_attempt_time is not None else now
         if retries_exhausted(
@@ -167,15 +168,17 @@ class Dispatching:
             max_attempts=max_attempts,
             max_retry_duration=max_duration,
         ):
-            self._delete(record)
+            self._state.delete_task(record)
             return
         delay = backoff(
             task.dispatch_count - 1, min_backoff=min_backoff, max_backoff=max_backoff, max_doublings=doublings
         )
-        if outcome.status in (429, 503) and outcome.retry_after:
-            delay = max(delay, outcome.retry_after)
-            queue.hold_until = max(queue.hold_until, now + outcome.retry_after)
-        base = dispatch.dispatch_time if dispatch.forced else now
+        if result.status in (429, 503) and result.retry_after:
+            # Bounded here too: a callable target may hand over any float.
+            wait = min(result.retry_after, self.max_retry_after)
+            delay = max(delay, wait)
+            queue.hold_until = max(queue.hold_until, now + wait)
+        base = attempt.dispatch_time if attempt.forced else now
         record.forced = False
-        record.reschedule(base + delay, next(self._counter))
-        self._changed()
+        record.reschedule(base + delay, next(self._state.counter))
+        self._state.changed()
