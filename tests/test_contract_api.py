@@ -15,8 +15,8 @@ from google.cloud import tasks_v2
 
 import cloudtasks_kit as kit
 from cloudtasks_kit import _runner
-from cloudtasks_kit.transports.calls import RPCS
 from cloudtasks_kit.names import QueueName
+from cloudtasks_kit.transports.calls import RPCS
 
 from .conftest import Harness
 
