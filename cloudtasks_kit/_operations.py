@@ -16,7 +16,7 @@ from google.cloud import tasks_v2
 
 from . import errors, rules
 from ._runner import Op, Plan, call
-from .names import parse_task_name
+from .names import parse_task_name, task_path
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig, build_queue_pb
 from .retry import RetryPolicy
 from .tasks import Task, TaskSpec, build_task, encode_body
@@ -46,7 +46,7 @@ def task_name(queue_name: str, task: str | Task) -> str:
         if parsed.queue_path != queue_name:
             raise errors.ValidationError("task name", task, f"is not in the queue {queue_name}")
         return task
-    return f"{queue_name}/tasks/{rules.check_task_id(task)}"
+    return task_path(queue_name, rules.check_task_id(task))
 
 
 # Tasks.

@@ -11,6 +11,7 @@ __all__ = [
     "QueueName",
     "TaskName",
     "check_queue_in_parent",
+    "check_task_in_queue",
     "location_of_queue",
     "location_path",
     "parse_location_name",
@@ -19,6 +20,7 @@ __all__ = [
     "project_of",
     "queue_of_task",
     "short_id",
+    "task_path",
 ]
 
 
@@ -81,6 +83,19 @@ def project_of(name: str, default: str) -> str:
     """The project of any ``projects/P/...`` name, else ``default``."""
     parts = name.split("/", 2)
     return parts[1] if len(parts) > 1 and parts[0] == "projects" and parts[1] else default
+
+
+def task_path(queue_name: str, task_id: str) -> str:
+    """A task's full name from its queue's full name and its short id."""
+    return f"{queue_name}/tasks/{task_id}"
+
+
+def check_task_in_queue(task_name: str, queue_name: str) -> str:
+    """A task named in a CreateTask request must be in the request's queue; returns its short id."""
+    prefix = queue_name + "/tasks/"
+    if not task_name.startswith(prefix):
+        raise ValidationError("task name", task_name, f"must be in the request's queue ({prefix}TASK_ID)")
+    return rules.check_task_id(task_name[len(prefix) :])
 
 
 def check_queue_in_parent(queue_name: str, parent: str) -> None:

@@ -18,6 +18,7 @@ from . import rules
 from ._convert import set_timedelta, to_datetime, to_timedelta
 from ._model import KitModel
 from .auth import OAuthToken, OidcToken, check_one_token
+from .names import short_id
 
 __all__ = ["Queue", "QueueHttpTarget", "QueueState", "RateLimits", "RetryConfig", "UriOverride"]
 
@@ -33,11 +34,12 @@ class QueueState(str, enum.Enum):
     DISABLED = "DISABLED"
 
 
+_State = tasks_v2.Queue.State
 _STATE_BY_NUMBER = {
-    0: QueueState.UNSPECIFIED,
-    1: QueueState.RUNNING,
-    2: QueueState.PAUSED,
-    3: QueueState.DISABLED,
+    _State.STATE_UNSPECIFIED: QueueState.UNSPECIFIED,
+    _State.RUNNING: QueueState.RUNNING,
+    _State.PAUSED: QueueState.PAUSED,
+    _State.DISABLED: QueueState.DISABLED,
 }
 
 
@@ -126,7 +128,10 @@ class RateLimits(KitModel):
         return [f"{prefix}.{name}" for name in sorted(self.model_fields_set - {"max_burst_size"})]
 
 
-_SCHEMES: dict[int, Literal["http", "https"]] = {1: "http", 2: "https"}
+_Scheme = tasks_v2.UriOverride.Scheme
+_SCHEMES: dict[int, Literal["http", "https"]] = {_Scheme.HTTP: "http", _Scheme.HTTPS: "https"}
+_IF_NOT_EXISTS = tasks_v2.UriOverride.UriOverrideEnforceMode.IF_NOT_EXISTS
+_ALWAYS = tasks_v2.UriOverride.UriOverrideEnforceMode.ALWAYS
 
 
 class UriOverride(KitModel):
@@ -146,7 +151,7 @@ class UriOverride(KitModel):
     def to_pb(self) -> Any:
         msg = tasks_v2.UriOverride.pb()()
         if self.scheme is not None:
-            msg.scheme = 1 if self.scheme == "http" else 2
+            msg.scheme = _Scheme.HTTP if self.scheme == "http" else _Scheme.HTTPS
         if self.host is not None:
             msg.host = self.host
         if self.port is not None:
@@ -155,7 +160,7 @@ class UriOverride(KitModel):
             msg.path_override.path = self.path
         if self.query is not None:
             msg.query_override.query_params = self.query
-        msg.uri_override_enforce_mode = 1 if self.enforce == "if_not_exists" else 2
+        msg.uri_override_enforce_mode = _IF_NOT_EXISTS if self.enforce == "if_not_exists" else _ALWAYS
         return msg
 
     @classmethod
@@ -166,7 +171,7 @@ class UriOverride(KitModel):
             port=msg.port or None,
             path=msg.path_override.path if msg.HasField("path_override") else None,
             query=msg.query_override.query_params if msg.HasField("query_override") else None,
-            enforce="if_not_exists" if msg.uri_override_enforce_mode == 1 else "always",
+            enforce="if_not_exists" if msg.uri_override_enforce_mode == _IF_NOT_EXISTS else "always",
         )
 
 
@@ -279,7 +284,7 @@ class Queue:
     @property
     def id(self) -> str:
         """The short queue id, ``Q``."""
-        return str(self._pb.name.rsplit("/", 1)[-1])
+        return short_id(self._pb.name)
 
     @property
     def state(self) -> QueueState:

@@ -231,16 +231,12 @@ def check_dispatch_deadline(
 def check_task_message(
     task: Any, *, queue_name: str, now: float, limits: Limits = DEFAULT_LIMITS, queue_routes: bool = False
 ) -> None:
-    """Everything CreateTask answers INVALID_ARGUMENT for, on a raw ``Task`` protobuf.
+    """Everything CreateTask answers INVALID_ARGUMENT for in a raw ``Task`` protobuf's content (its name
+    is checked by :func:`cloudtasks_kit.names.check_task_in_queue`).
 
     ``queue_name`` is the request's parent; ``now`` is seconds since the epoch on the caller's clock;
     ``queue_routes`` says the queue has a URI override with a host, so a task may leave its URL out.
     """
-    if task.name:
-        prefix = queue_name + "/tasks/"
-        if not task.name.startswith(prefix):
-            raise ValidationError("task name", task.name, f"must be in the request's queue ({prefix}TASK_ID)")
-        check_task_id(task.name[len(prefix) :])
     if not task.HasField("http_request"):
         if task.HasField("app_engine_http_request"):
             raise ValidationError("task", "app_engine_http_request", "is not supported; use an HTTP task")

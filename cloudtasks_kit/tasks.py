@@ -25,6 +25,7 @@ from ._convert import set_seconds, set_timedelta, to_datetime, to_timedelta
 from ._model import KitModel
 from .auth import OAuthToken, OidcToken, check_one_token
 from .errors import ValidationError
+from .names import queue_of_task, short_id, task_path
 from .queues import RetryConfig
 
 __all__ = ["Attempt", "HttpMethod", "Task", "TaskOptions", "TaskSpec", "build_task", "task_id_for_key"]
@@ -34,6 +35,8 @@ HttpMethod = rules.HttpMethod
 _PB_TASK = tasks_v2.Task.pb()
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
+
+_FULL = tasks_v2.Task.View.FULL
 
 
 class TaskOptions(TypedDict, total=False):
@@ -192,7 +195,7 @@ def build_task(
     msg = _PB_TASK() if into is None else into
     task_id = spec.resolved_task_id
     if task_id is not None:
-        msg.name = f"{queue_name}/tasks/{task_id}"
+        msg.name = task_path(queue_name, task_id)
     request = msg.http_request
     request.url = spec.url
     request.http_method = rules.METHOD_VALUES[spec.method]
@@ -269,18 +272,17 @@ class Task:
     @property
     def id(self) -> str:
         """The short task id, ``T``."""
-        return str(self._pb.name.rsplit("/", 1)[-1])
+        return short_id(self._pb.name)
 
     @property
     def queue(self) -> str:
         """The short id of the task's queue."""
-        parts = self._pb.name.split("/")
-        return str(parts[5]) if len(parts) > 5 else ""
+        return short_id(self.queue_name)
 
     @property
     def queue_name(self) -> str:
         """The full name of the task's queue."""
-        return str(self._pb.name.rsplit("/tasks/", 1)[0])
+        return queue_of_task(self._pb.name)
 
     @property
     def url(self) -> str:
@@ -296,12 +298,12 @@ class Task:
 
     @property
     def view(self) -> Literal["BASIC", "FULL"]:
-        return "FULL" if self._pb.view == 2 else "BASIC"
+        return "FULL" if self._pb.view == _FULL else "BASIC"
 
     @property
     def body(self) -> bytes | None:
         """The body bytes with the FULL view; None with BASIC, which leaves it out."""
-        return bytes(self._pb.http_request.body) if self._pb.view == 2 else None
+        return bytes(self._pb.http_request.body) if self._pb.view == _FULL else None
 
     def json(self) -> Any:
         """The body decoded as JSON (FULL view only)."""

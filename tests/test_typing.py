@@ -1,4 +1,5 @@
-"""The decorator keeps the function's signature for type checkers (ParamSpec)."""
+"""Types that mypy --strict checks: the decorator keeps the function's signature (ParamSpec), and the
+transport seam types each call's response by its row of the call table."""
 
 from __future__ import annotations
 
@@ -27,14 +28,16 @@ def run_mypy(path: Path, tmp_path: Path) -> tuple[str, int]:
 
 
 @pytest.mark.slow
-def test_correct_usage_type_checks(tmp_path: Path) -> None:
-    output, status = run_mypy(HERE / "task_usage.py", tmp_path)
+@pytest.mark.parametrize("name", ["task_usage.py", "seam_usage.py"])
+def test_correct_usage_type_checks(tmp_path: Path, name: str) -> None:
+    output, status = run_mypy(HERE / name, tmp_path)
     assert status == 0, output
 
 
 @pytest.mark.slow
-def test_each_wrong_argument_is_reported(tmp_path: Path) -> None:
-    path = HERE / "task_misuse.py"
+@pytest.mark.parametrize("name", ["task_misuse.py", "seam_misuse.py"])
+def test_each_wrong_argument_is_reported(tmp_path: Path, name: str) -> None:
+    path = HERE / name
     output, status = run_mypy(path, tmp_path)
     assert status == 1
     expected = {n for n, line in enumerate(path.read_text().splitlines(), 1) if "  # error" in line}

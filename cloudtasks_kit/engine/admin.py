@@ -16,7 +16,7 @@ from google.cloud.location import locations_pb2
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.longrunning import operations_pb2
 
-from ..names import location_of_queue, parse_location_name
+from ..names import location_of_queue, parse_location_name, project_of
 from .messages import NOT_FOUND
 
 __all__ = ["Admin"]
@@ -120,7 +120,7 @@ class Admin:
         return config
 
     def list_locations(self, request: Any) -> Any:
-        project = request.name.split("/")[1] if request.name.startswith("projects/") else "local-project"
+        project = project_of(request.name, default="local-project")
         response = locations_pb2.ListLocationsResponse()
         for location in DEFAULT_LOCATIONS:
             response.locations.add(name=f"projects/{project}/locations/{location}", location_id=location)

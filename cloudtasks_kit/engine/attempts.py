@@ -177,7 +177,7 @@ class AttemptRecord:
         )
 
 
-_DELTA_SECONDS = re.compile(r"[0-9]{1,32}")
+_DELTA_SECONDS = re.compile(r"[0-9]+")
 
 
 def parse_retry_after(value: str | None, *, now: float, maximum: float) -> float | None:
@@ -188,7 +188,8 @@ def parse_retry_after(value: str | None, *, now: float, maximum: float) -> float
         return None
     value = value.strip()
     if _DELTA_SECONDS.fullmatch(value):
-        return min(float(int(value)), maximum)
+        # More digits than a float holds exactly is more than any maximum: no int() of 400 digits.
+        return maximum if len(value) > 15 else min(float(value), maximum)
     if len(value) > 64:
         return None
     try:

@@ -29,10 +29,12 @@ from .._convert import set_seconds
 from ..errors import StatusCode, ValidationError
 from ..names import (
     check_queue_in_parent,
+    check_task_in_queue,
+    location_of_queue,
     parse_location_name,
     parse_queue_name,
     parse_task_name,
-    short_id,
+    task_path,
 )
 from ..transports.calls import RPCS, BufferTaskRequest
 from . import attempts
@@ -166,8 +168,7 @@ class Engine:
 
     def list_queues(self, request: Any) -> Any:
         parse_location_name(request.parent)
-        prefix = request.parent + "/queues/"
-        queues = [q for name, q in self.state.queues.items() if name.startswith(prefix)]
+        queues = [q for name, q in self.state.queues.items() if location_of_queue(name) == request.parent]
         state_filter = _state_filter(request.filter)
         if state_filter is not None:
             queues = [q for q in queues if q.pb.state == state_filter]
@@ -300,7 +301,7 @@ class Engine:
             task, queue_name=queue.name, now=now, limits=self.limits, queue_routes=bool(override.host)
         )
         if task.name:
-            task_id = short_id(task.name)
+            task_id = check_task_in_queue(task.name, queue.name)
             if task_id in queue.tasks:
                 raise core.AlreadyExists(TASK_EXISTS)
             if self.state.recently(self.state.task_tombstones, task.name):
@@ -309,7 +310,7 @@ class Engine:
             task_id = self._new_task_id(queue)
         stored = PB_TASK()
         stored.CopyFrom(task)
-        stored.name = f"{queue.name}/tasks/{task_id}"
+        stored.name = task_path(queue.name, task_id)
         _normalise_headers(stored.http_request.headers)
         set_seconds(stored.create_time, now)
         if not stored.HasField("schedule_time"):
@@ -414,7 +415,7 @@ class Engine:
             raise core.FailedPrecondition(NO_ROUTING)
         task = PB_TASK()
         if request.task_id is not None:
-            task.name = f"{request.queue}/tasks/{rules.check_task_id(request.task_id)}"
+            task.name = task_path(request.queue, rules.check_task_id(request.task_id))
         http = task.http_request
         http.url = attempts.apply_uri_override("", target.uri_override)
         method_name = request.method.upper()

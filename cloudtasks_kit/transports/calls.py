@@ -128,7 +128,7 @@ class HttpRule:
         for match in _VARIABLE.finditer(self.path):
             out.append(re.escape(self.path[at : match.start()]))
             pattern = match.group("pattern") or "*"
-            inner = "/".join(_SEGMENT if part == "*" else re.escape(part) for part in pattern.split("/"))
+            inner = re.escape(pattern).replace(r"\*", _SEGMENT)
             out.append(f"(?P<{match.group('field').replace('.', '__')}>{inner})")
             at = match.end()
         out.append(re.escape(self.path[at:]))

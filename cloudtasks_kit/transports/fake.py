@@ -30,7 +30,7 @@ from ..engine.clock import ManualClock
 from ..engine.engine import Engine
 from ..engine.faults import Faults
 from ..engine.tokens import TokenSigner
-from ..names import location_of_queue
+from ..names import location_of_queue, short_id
 from ..queues import Queue
 from ..tasks import Task
 from .base import Transport
@@ -118,7 +118,7 @@ class FakeTransport(Transport):
             return rpc.decode(self.engine.call(rpc.name, raw))
 
     def _ensure_queue(self, name: str) -> None:
-        if name and name not in self.engine.queue_names() and "/queues/" in name:
+        if name and name not in self.engine.queue_names() and location_of_queue(name):
             request = tasks_v2.CreateQueueRequest.pb()(parent=location_of_queue(name))
             request.queue.name = name
             self.engine.create_queue(request)
@@ -189,7 +189,7 @@ class FakeTransport(Transport):
         """A queue's full name from its full name or its short id (if only one queue has it)."""
         if "/" in queue:
             return queue
-        matches = [name for name in self.engine.queue_names() if name.endswith(f"/queues/{queue}")]
+        matches = [name for name in self.engine.queue_names() if short_id(name) == queue]
         if len(matches) != 1:
             known = ", ".join(self.engine.queue_names()) or "none"
             raise LookupError(
