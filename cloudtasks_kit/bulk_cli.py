@@ -2,9 +2,12 @@
 
 Each line is one :class:`~cloudtasks_kit.TaskSpec` as JSON, e.g.
 ``{"url": "https://worker.example.com/send", "json": {"to": "ada@example.com"}, "dedup_key": "w-1"}``
-(bytes bodies in base64, durations in seconds). It shows a progress bar, prints a summary, and when some
-lines fail it writes them, unchanged, to a file of their own (``tasks.failed.jsonl``) so they can be fixed
-and sent again, and exits with status 1.
+(bytes bodies in base64, durations in seconds). Blank lines are skipped but counted, so line numbers are
+the file's. It checks the queue first, shows a progress bar and prints a summary.
+
+Running a file again resumes it: a line whose task already exists (its ``task_id`` or ``dedup_key`` was
+created before) is "already there", done, not failed. Lines that fail are written, unchanged, to a file of
+their own (``tasks.failed.jsonl``) so they can be fixed and sent again, and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -14,20 +17,31 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import CloudTasksError, ValidationError
+from .errors import AlreadyExists, CloudTasksError, NotFound, PermissionDenied, ValidationError
+
+if TYPE_CHECKING:
+    from .client import CloudTasks, QueueHandle
 
 __all__ = ["add_enqueue_command", "run_enqueue"]
 
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+SHOWN_ERRORS = 20
+
 
 def add_enqueue_command(commands: Any) -> None:
+    """Add ``enqueue`` to the ``cloudtasks-kit`` subcommands."""
     parser = commands.add_parser("enqueue", help="create the tasks of a JSONL file (one task spec per line)")
     parser.add_argument("--queue", required=True, help="the queue id")
     parser.add_argument("--file", required=True, type=Path, help="the JSONL file ('-' for standard input)")
     parser.add_argument(
-        "--project", default=os.environ.get("GOOGLE_CLOUD_PROJECT"), help="default: $GOOGLE_CLOUD_PROJECT"
+        "--project",
+        default=os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("CLOUDSDK_CORE_PROJECT"),
+        help="default: $GOOGLE_CLOUD_PROJECT",
     )
     parser.add_argument(
         "--location", default=os.environ.get("CLOUDTASKS_LOCATION"), help="default: $CLOUDTASKS_LOCATION"
@@ -41,59 +55,219 @@ def add_enqueue_command(commands: Any) -> None:
         "--failed", type=Path, default=None, help="where failed lines go (default: FILE.failed.jsonl)"
     )
     parser.add_argument(
-        "--concurrency", type=int, default=4, help="BatchCreateTasks calls at a time (default 4)"
+        "--concurrency",
+        type=_concurrency,
+        default=4,
+        help="BatchCreateTasks calls at a time (1 to 100, default 4)",
     )
     parser.set_defaults(run=run_enqueue)
 
 
-def run_enqueue(args: argparse.Namespace, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """Run the command; 0 when every line became a task, 1 when some failed, 2 for a usage problem."""
-    from .client import CloudTasks
+def _concurrency(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 100, got {value}")
+    return value
 
+
+@dataclass(frozen=True)
+class Line:
+    """One non-blank line of the file: its 1-based number in the file, its text and its parsed spec."""
+
+    number: int
+    text: str
+    spec: Any = None
+
+
+def run_enqueue(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the command; 0 when every line is created or already there, 1 when some failed, 2 for usage."""
+    # Looked up now, not at import: tests and callers may have replaced the standard streams since.
+    out, err = out or sys.stdout, err or sys.stderr
+    problem = _check_arguments(args)
+    if problem:
+        return _fail(err, problem, EXIT_USAGE)
     try:
         lines = _read_lines(args.file)
-        client = CloudTasks(args.project, args.location, emulator_host=args.emulator_host)
-        queue = client.queue(args.queue)
-    except (OSError, CloudTasksError) as exc:
-        print(f"cloudtasks-kit enqueue: {exc}", file=err)
-        return 2
-    parsed: list[tuple[int, Any]] = []
-    failed: list[tuple[int, CloudTasksError | None]] = []
-    for number, line in enumerate(lines):
-        try:
-            parsed.append((number, json.loads(line)))
-        except ValueError as exc:
-            failed.append((number, ValidationError("line", line[:60], f"is not JSON ({exc})")))
-    bar = _ProgressBar(len(parsed), err)
-    started = time.monotonic()
+    except OSError as exc:
+        return _fail(err, f"cannot read {args.file}: {exc.strerror or exc}", EXIT_USAGE)
+    except UnicodeDecodeError as exc:
+        return _fail(err, f"{args.file} is not UTF-8 text ({exc.reason})", EXIT_USAGE)
+
+    try:
+        client = _client(args)
+    except CloudTasksError as exc:
+        return _fail(err, str(exc), EXIT_USAGE)
+    except Exception as exc:
+        if _is_missing_credentials(exc):
+            return _fail(err, _NO_CREDENTIALS, EXIT_FAILED)
+        raise
     with client:
-        results = queue.create_tasks(
-            [spec for _, spec in parsed], concurrency=args.concurrency, on_progress=bar.update
+        queue = client.queue(args.queue)
+        problem = _check_queue(queue, args)
+        if problem:
+            return _fail(err, problem, EXIT_FAILED)
+        return _enqueue(queue, lines, args, out, err)
+
+
+def _check_arguments(args: argparse.Namespace) -> str | None:
+    # Said in the command's own words (--project), not the library's (project=...).
+    from . import rules
+
+    if not args.project:
+        return "no project: pass --project PROJECT or set GOOGLE_CLOUD_PROJECT"
+    if not args.location:
+        return "no location: pass --location LOCATION (e.g. us-central1) or set CLOUDTASKS_LOCATION"
+    for flag, value, check in (
+        ("--project", args.project, rules.check_project_id),
+        ("--location", args.location, rules.check_location_id),
+        ("--queue", args.queue, rules.check_queue_id),
+    ):
+        try:
+            check(value)
+        except ValidationError as exc:
+            return f"{flag} {exc.value!r} {exc.rule}"
+    return None
+
+
+def _client(args: argparse.Namespace) -> CloudTasks:
+    from .client import CloudTasks
+
+    return CloudTasks(args.project, args.location, emulator_host=args.emulator_host)
+
+
+_NO_CREDENTIALS = (
+    "no Google credentials found: run 'gcloud auth application-default login', or set "
+    "GOOGLE_APPLICATION_CREDENTIALS, or pass --emulator-host for the local emulator"
+)
+
+
+def _is_missing_credentials(exc: BaseException | None) -> bool:
+    """Whether google-auth found no credentials, at any depth of ``__cause__``."""
+    from google.auth.exceptions import DefaultCredentialsError
+
+    while exc is not None:
+        if isinstance(exc, DefaultCredentialsError):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def _check_queue(queue: QueueHandle, args: argparse.Namespace) -> str | None:
+    """Why no line can be created (no credentials, no queue), said once; None to go ahead."""
+    try:
+        queue.get()
+    except NotFound:
+        return (
+            f"queue {queue.name} does not exist: create it "
+            f"(gcloud tasks queues create {queue.id} --location={args.location}), "
+            "or check --project, --location and --queue"
         )
+    except PermissionDenied:
+        return None  # an enqueuer may create tasks without being allowed to read the queue: go ahead
+    except CloudTasksError as exc:
+        if _is_missing_credentials(exc):
+            return _NO_CREDENTIALS
+        return f"cannot reach the queue {queue.name}: {exc}"
+    except Exception as exc:  # google-auth raises before the kit sees the call when it finds no credentials
+        if _is_missing_credentials(exc):
+            return _NO_CREDENTIALS
+        raise
+    return None
+
+
+def _enqueue(
+    queue: QueueHandle, lines: list[Line], args: argparse.Namespace, out: TextIO, err: TextIO
+) -> int:
+    failed: dict[int, str] = {}  # line number -> why
+    sending: list[Line] = []
+    first_with_id: dict[str, int] = {}
+    for raw in lines:
+        try:
+            line = Line(raw.number, raw.text, json.loads(raw.text))
+        except ValueError as exc:
+            failed[raw.number] = str(ValidationError("line", raw.text[:60], f"is not JSON ({exc})"))
+            continue
+        task_id = _task_id(line.spec)
+        if task_id is not None and task_id in first_with_id:
+            # Sent, it would come back ALREADY_EXISTS and pass for "already there": it is a mistake in the file.
+            failed[line.number] = f"the same task id as line {first_with_id[task_id]}"
+            continue
+        if task_id is not None:
+            first_with_id[task_id] = line.number
+        sending.append(line)
+
+    bar = _ProgressBar(len(sending), err)
+    started = time.monotonic()
+    results = queue.create_tasks(
+        [line.spec for line in sending], concurrency=args.concurrency, on_progress=bar.update
+    )
     bar.close()
-    failed = sorted(failed + [(parsed[r.index][0], r.error) for r in results if not r.ok], key=lambda f: f[0])
     elapsed = time.monotonic() - started
+
+    created = already = 0
+    for result in results:
+        line = sending[result.index]
+        if result.ok:
+            created += 1
+        elif isinstance(result.error, AlreadyExists) and _task_id(line.spec) is not None:
+            already += 1  # a line that made it on an earlier run: done
+        elif _is_missing_credentials(result.error):
+            return _fail(err, _NO_CREDENTIALS, EXIT_FAILED)
+        else:
+            failed[line.number] = str(result.error)
+
+    total = len(lines)
     print(
-        f"{len(lines) - len(failed)} of {len(lines)} tasks created in {queue.name} ({elapsed:.1f} s)",
+        f"{created + already} of {total} lines done in {queue.name} ({elapsed:.1f} s): "
+        f"{created} created, {already} already there" + (f", {len(failed)} failed" if failed else ""),
         file=out,
     )
     if not failed:
         return 0
+    _report_failures(lines, failed, args, out)
+    return EXIT_FAILED
+
+
+def _task_id(spec: Any) -> str | None:
+    """The id a line's task will have, or None when the service picks one."""
+    from .tasks import task_id_for_key
+
+    if not isinstance(spec, dict):
+        return None
+    if isinstance(spec.get("task_id"), str):
+        return str(spec["task_id"])
+    if isinstance(spec.get("dedup_key"), str):
+        return task_id_for_key(spec["dedup_key"])
+    return None
+
+
+def _report_failures(
+    lines: list[Line], failed: dict[int, str], args: argparse.Namespace, out: TextIO
+) -> None:
     failed_path = args.failed or _default_failed_path(args.file)
     with open(failed_path, "w", encoding="utf-8") as handle:
-        for index, _ in failed:
-            handle.write(lines[index] + "\n")
+        for line in lines:
+            if line.number in failed:
+                handle.write(line.text + "\n")
     print(f"{len(failed)} failed; their lines are in {failed_path}:", file=out)
-    for index, error in failed[:20]:
-        print(f"  line {index + 1}: {error}", file=out)
-    if len(failed) > 20:
-        print(f"  ... and {len(failed) - 20} more", file=out)
-    return 1
+    numbers = sorted(failed)
+    for number in numbers[:SHOWN_ERRORS]:
+        print(f"  line {number}: {failed[number]}", file=out)
+    if len(numbers) > SHOWN_ERRORS:
+        print(f"  ... and {len(numbers) - SHOWN_ERRORS} more", file=out)
 
 
-def _read_lines(path: Path) -> list[str]:
+def _fail(err: TextIO, message: str, status: int) -> int:
+    print(f"cloudtasks-kit enqueue: {message}", file=err)
+    return status
+
+
+def _read_lines(path: Path) -> list[Line]:
     text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    return [line for line in text.splitlines() if line.strip()]
+    return [Line(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
 def _default_failed_path(path: Path) -> Path:

@@ -1,4 +1,9 @@
-"""The ``cloudtasks-kit`` command: ``emulator``, ``demo`` and ``enqueue``."""
+"""The ``cloudtasks-kit`` command: ``emulator``, ``demo`` and ``enqueue``.
+
+Every problem ends as one line on standard error saying what happened and what to do, never a
+traceback. Exit status: 0 done, 1 the work failed (a port in use, tasks not created), 2 a usage problem
+(a bad argument, a missing file, a missing extra).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,36 @@ import argparse
 import asyncio
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+from ._version import __version__
+
+__all__ = ["EXIT_FAILED", "EXIT_USAGE", "fail", "main", "missing_emulator_extra"]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def fail(command: str, message: str, status: int) -> int:
+    """Print ``cloudtasks-kit COMMAND: MESSAGE`` on standard error; returns ``status``."""
+    print(f"cloudtasks-kit {command}: {message}", file=sys.stderr)
+    return status
+
+
+def missing_emulator_extra() -> str | None:
+    """Why the ``emulator`` extra is unusable, or None when aiohttp imports."""
+    # The emulator's package imports without aiohttp (it is loaded only when a server starts), so an
+    # ImportError around ``from .emulator import Emulator`` never fired: ask for aiohttp itself.
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        return (
+            "the emulator needs the 'emulator' extra (aiohttp), which is not installed: "
+            "pip install 'cloudtasks-kit[emulator]'"
+        )
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -17,14 +48,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="cloudtasks-kit", description="Google Cloud Tasks, the Pythonic way."
     )
+    parser.add_argument("--version", action="version", version=f"cloudtasks-kit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     emulator = commands.add_parser(
         "emulator", help="run the local emulator (gRPC + REST, real HTTP delivery)"
     )
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    emulator.add_argument("--port", type=int, default=8123, help="gRPC port (default 8123; 0 picks one)")
-    emulator.add_argument("--rest-port", type=int, default=8124, help="REST port (default 8124; 0 picks one)")
+    emulator.add_argument("--port", type=_port, default=8123, help="gRPC port (default 8123; 0 picks one)")
+    emulator.add_argument(
+        "--rest-port", type=_port, default=8124, help="REST port (default 8124; 0 picks one)"
+    )
     emulator.add_argument("--quiet", action="store_true", help="do not log each delivery")
 
     demo = commands.add_parser(
@@ -40,18 +74,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "emulator":
         return _emulator(args)
     if args.command == "demo":
-        from .demo import run_demo
-
-        return run_demo(timeout=args.timeout)
+        return _demo(args)
     return int(args.run(args))
 
 
-def _emulator(args: argparse.Namespace) -> int:
+def _port(text: str) -> int:
     try:
-        from .emulator import Emulator
-    except ImportError as exc:
-        print(f"the emulator needs aiohttp: pip install 'cloudtasks-kit[emulator]' ({exc})", file=sys.stderr)
-        return 2
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535; 0 picks a free one)")
+    return port
+
+
+def _demo(args: argparse.Namespace) -> int:
+    problem = missing_emulator_extra()
+    if problem:
+        return fail("demo", problem, EXIT_USAGE)
+    from .demo import run_demo
+
+    return run_demo(timeout=args.timeout)
+
+
+def taken_port(host: str, ports: Sequence[int]) -> str | None:
+    """A message naming the first of ``ports`` something already listens on, or None."""
+    for port in ports:
+        if port == 0:
+            continue
+        probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        # The servers set SO_REUSEADDR too: a port in TIME_WAIT is free for them, and so it is here.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+        finally:
+            probe.close()
+    return None
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    problem = missing_emulator_extra()
+    if problem:
+        return fail("emulator", problem, EXIT_USAGE)
+    # Checked before starting: the servers report a taken port as a RuntimeError (gRPC) or OSError
+    # (aiohttp) from deep inside, and a half-started emulator then complains again at exit.
+    taken = taken_port(args.host, (args.port, args.rest_port))
+    if taken:
+        hint = "is another emulator running? Stop it, or pick free ports with --port and --rest-port (0: any)"
+        return fail("emulator", f"{taken}: {hint}", EXIT_FAILED)
+    from .emulator import Emulator
+
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s"
     )
@@ -74,9 +148,9 @@ def _emulator(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(serve())
-    except OSError as exc:
-        print(f"cloudtasks-kit emulator: {exc}", file=sys.stderr)
-        return 1
+    except (OSError, RuntimeError) as exc:
+        # A port taken between the check and the start (a race) lands here.
+        return fail("emulator", f"could not start: {exc}", EXIT_FAILED)
     print("cloudtasks-kit emulator stopped", flush=True)
     return 0
 
