@@ -254,11 +254,10 @@ def test_credentials_missing_only_at_the_first_call_are_one_line_too(
 
     fake = FakeTransport()
 
-    def no_credentials(request: object) -> None:
+    def no_credentials(rpc: object, request: object) -> None:
         raise DefaultCredentialsError("Your default credentials were not found.")
 
-    monkeypatch.setattr(fake, "get_queue", no_credentials)
-    monkeypatch.setattr(fake, "batch_create_tasks", no_credentials)
+    monkeypatch.setattr(fake, "call", no_credentials)
     monkeypatch.setattr(bulk_cli, "_client", lambda args: fake.client(args.project, args.location))
     assert main(argv_for(tmp_path)) == 1
     err = capsys.readouterr().err

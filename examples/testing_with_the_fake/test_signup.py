@@ -36,7 +36,7 @@ def test_signing_up_twice_sends_one_email(tasks: CloudTasks) -> None:
 
 def test_the_email_is_delivered_a_minute_later(tasks: CloudTasks, cloudtasks_fake: FakeTransport) -> None:
     sent: list[str] = []
-    cloudtasks_fake.deliver_to(lambda dispatch: sent.append(dispatch.body.decode()) or 200)
+    cloudtasks_fake.deliver_to(lambda attempt: sent.append(attempt.body.decode()) or 200)
     signup("ada@example.com", tasks)
 
     assert cloudtasks_fake.advance(timedelta(seconds=59)) == []
