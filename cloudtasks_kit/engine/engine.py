@@ -14,7 +14,6 @@ attempts from it, send them, and report what came back.
 from __future__ import annotations
 
 import base64
-import heapq
 import itertools
 import random
 from collections.abc import Callable
@@ -229,7 +228,7 @@ class Engine:
             fill_queue_defaults(stored)
         stored.rate_limits.max_burst_size = burst_size_for(stored.rate_limits.max_dispatches_per_second)
         record.config_changed(self.clock.now())
-        self.state.changed()
+        self.state.changed(record)
         return _copy(stored)
 
     def delete_queue(self, request: Any) -> None:
@@ -247,8 +246,7 @@ class Engine:
         for task in record.tasks.values():
             task.alive = False
             self.state.bury(self.state.task_tombstones, task.pb.name, window)
-        record.tasks.clear()
-        record.heap.clear()
+        record.clear()
         set_seconds(record.pb.purge_time, self.clock.now())
         return _copy(record.pb)
 
@@ -261,7 +259,7 @@ class Engine:
     def _set_state(self, name: str, state: int) -> Any:
         record = self._queue(name)
         record.pb.state = state
-        self.state.changed()
+        self.state.changed(record)
         return _copy(record.pb)
 
     def disable_queue(self, name: str) -> None:
@@ -276,7 +274,7 @@ class Engine:
         after = _decode_token(request.page_token)
         view = request.response_view
         response = _PB_LIST_TASKS()
-        remaining = itertools.dropwhile(lambda record: record.seq <= after, queue.tasks.values())
+        remaining = queue.tasks_after(after)
         last = None
         for record in itertools.islice(remaining, size):
             _view_into(response.tasks.add(), record.pb, view)
@@ -291,7 +289,7 @@ class Engine:
     def create_task(self, request: Any) -> Any:
         queue = self._queue(request.parent)
         record = self._add_task(queue, request.task)
-        self.state.changed()
+        self.state.changed(queue)
         return _view(record.pb, request.response_view)
 
     def _add_task(self, queue: QueueRecord, task: Any) -> TaskRecord:
@@ -317,8 +315,7 @@ class Engine:
             set_seconds(stored.schedule_time, now)
         seq = next(self.state.counter)
         record = TaskRecord(stored, queue, task_id, seq)
-        queue.tasks[task_id] = record
-        heapq.heappush(queue.heap, (record.eta, seq, record))
+        queue.add(record)
         return record
 
     def _new_task_id(self, queue: QueueRecord) -> str:
@@ -355,7 +352,7 @@ class Engine:
                 _view_into(response.tasks.add(), record.pb, inner.response_view)
         set_seconds(metadata.end_time, now)
         metadata.state = _PARTIALLY_SUCCEEDED if metadata.failed_requests else _SUCCEEDED
-        self.state.changed()
+        self.state.changed(queue)
         return self._finish_operation(request, response, metadata)
 
     def batch_delete_tasks(self, request: Any) -> Any:
@@ -428,7 +425,7 @@ class Engine:
         if request.body:
             http.body = request.body
         record = self._add_task(queue, task)
-        self.state.changed()
+        self.state.changed(queue)
         return _view(record.pb, _BASIC)
 
     def queue_names(self) -> list[str]:

@@ -8,6 +8,7 @@ reports with :meth:`Scheduler.finish`; :meth:`Scheduler.next_due` says when to l
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from . import attempts
 from .attempts import AttemptRequest, AttemptResult
 from .clock import Clock
 from .scheduling import backoff, retries_exhausted
-from .state import RUNNING, ServiceState, TaskRecord, effective_retry
+from .state import RUNNING, QueueRecord, ServiceState, TaskRecord, effective_retry
 from .tokens import TokenSigner, oauth_token
 
 __all__ = ["Scheduler"]
@@ -40,6 +41,34 @@ class Scheduler:
         self.clock = clock
         self._signer = signer
         self.max_retry_after = max_retry_after
+        # Queues that may have something due, by when: (time, tie-breaker, queue). An entry counts only
+        # while it matches the queue's wake_at; the others are dropped when they reach the top. So the
+        # work per call does not grow with the number of queues that have nothing due.
+        self._wakeups: list[tuple[float, int, QueueRecord]] = []
+        self._tie = itertools.count()
+        state.wake = self.wake
+
+    def wake(self, queue: QueueRecord) -> None:
+        """Note that ``queue``'s next due moment may have moved earlier (a task added, a resume...)."""
+        if queue.pb.state != RUNNING or queue.in_flight >= queue.pb.rate_limits.max_concurrent_dispatches:
+            return  # a resume or a finished attempt wakes it again
+        record = queue.top()
+        if record is None:
+            return
+        when = max(record.eta, queue.hold_until, queue.bucket.next_token_at(self.clock.now()))
+        if queue.wake_at is None or when < queue.wake_at:
+            queue.wake_at = when
+            heapq.heappush(self._wakeups, (when, next(self._tie), queue))
+
+    def _next_wakeup(self) -> tuple[float, QueueRecord] | None:
+        """The earliest entry that still counts, dropping the stale ones above it."""
+        wakeups, queues = self._wakeups, self._state.queues
+        while wakeups:
+            when, _, queue = wakeups[0]
+            if queue.wake_at == when and queues.get(queue.name) is queue:
+                return when, queue
+            heapq.heappop(wakeups)
+        return None
 
     def take_due(self, limit: int | None = None) -> list[AttemptRequest]:
         """Start the attempts that are due now, within each queue's rate and concurrency limits.
@@ -52,33 +81,33 @@ class Scheduler:
             record = self._state.forced.popleft()
             if record.alive and record.forced and not record.in_flight:
                 out.append(self._start(record, now, forced=True))
-        for queue in self._state.queues.values():
-            if queue.pb.state != RUNNING or now < queue.hold_until:
-                continue
-            cap = queue.pb.rate_limits.max_concurrent_dispatches
-            while limit is None or len(out) < limit:
-                due = queue.top()
-                if due is None or due.eta > now or queue.in_flight >= cap or not queue.bucket.take(now):
-                    break
-                heapq.heappop(queue.heap)
-                out.append(self._start(due, now, forced=False))
+        while limit is None or len(out) < limit:
+            entry = self._next_wakeup()
+            if entry is None or entry[0] > now:
+                break
+            heapq.heappop(self._wakeups)
+            queue = entry[1]
+            queue.wake_at = None
+            if queue.pb.state == RUNNING and now >= queue.hold_until:
+                cap = queue.pb.rate_limits.max_concurrent_dispatches
+                while limit is None or len(out) < limit:
+                    due = queue.top()
+                    if due is None or due.eta > now or queue.in_flight >= cap or not queue.bucket.take(now):
+                        break
+                    heapq.heappop(queue.heap)
+                    out.append(self._start(due, now, forced=False))
+            self.wake(queue)
         return out
 
     def next_due(self) -> float | None:
         """When :meth:`take_due` may next return something (None: nothing until a call or a finish)."""
-        now = self.clock.now()
-        if any(r.alive and not r.in_flight for r in self._state.forced):
-            return now
-        best: float | None = None
-        for queue in self._state.queues.values():
-            if queue.pb.state != RUNNING or queue.in_flight >= queue.pb.rate_limits.max_concurrent_dispatches:
-                continue
-            record = queue.top()
-            if record is None:
-                continue
-            when = max(record.eta, queue.hold_until, queue.bucket.next_token_at(now))
-            best = when if best is None else min(best, when)
-        return best
+        forced = self._state.forced
+        while forced and not (forced[0].alive and forced[0].forced and not forced[0].in_flight):
+            forced.popleft()  # gone or already running: take_due would skip it too
+        if forced:
+            return self.clock.now()
+        entry = self._next_wakeup()
+        return None if entry is None else entry[0]
 
     def dispatchable(self) -> int:
         """Tasks that will be dispatched without anyone acting: in RUNNING queues, or RunTask'd."""
@@ -143,6 +172,7 @@ class Scheduler:
         queue = record.queue
         queue.in_flight -= 1
         record.in_flight = False
+        self.wake(queue)  # a slot is free again
         if not record.alive:  # deleted or purged while it ran
             return
         now = self.clock.now()
@@ -181,4 +211,4 @@ class Scheduler:
         base = attempt.dispatch_time if attempt.forced else now
         record.forced = False
         record.reschedule(base + delay, next(self._state.counter))
-        self._state.changed()
+        self._state.changed(queue)

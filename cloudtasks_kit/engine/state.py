@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import bisect
 import collections
 import heapq
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from google.cloud import tasks_v2
@@ -71,18 +72,53 @@ class TaskRecord:
 
 
 class QueueRecord:
-    """A queue in the engine: its protobuf, its tasks in creation order, and its dispatch state."""
+    """A queue in the engine: its protobuf, its tasks, and its dispatch state.
 
-    __slots__ = ("bucket", "heap", "hold_until", "in_flight", "pb", "tasks")
+    ``tasks`` finds a task by id; ``order`` lists them in creation order (ascending ``seq``) so that a
+    ListTasks page resumes where the last one stopped without walking the queue from its start. Deleted
+    tasks stay in ``order`` (not alive) until they are half of it, then it is compacted.
+    """
+
+    __slots__ = ("bucket", "dead", "heap", "hold_until", "in_flight", "order", "pb", "tasks", "wake_at")
 
     def __init__(self, pb: Any, now: float) -> None:
         self.pb = pb
         self.tasks: dict[str, TaskRecord] = {}
+        self.order: list[TaskRecord] = []
+        self.dead = 0
         self.heap: list[tuple[float, int, TaskRecord]] = []
         rate = pb.rate_limits.max_dispatches_per_second
         self.bucket = TokenBucket(rate, pb.rate_limits.max_burst_size, now)
         self.in_flight = 0
         self.hold_until = 0.0
+        self.wake_at: float | None = None
+        """When the scheduler's wake-up entry for this queue is due (None: it has none)."""
+
+    def add(self, record: TaskRecord) -> None:
+        self.tasks[record.id] = record
+        self.order.append(record)
+        heapq.heappush(self.heap, (record.eta, record.version, record))
+
+    def remove(self, record: TaskRecord) -> None:
+        del self.tasks[record.id]
+        self.dead += 1
+        if self.dead > 1024 and self.dead * 2 > len(self.order):
+            self.order = [r for r in self.order if r.alive]
+            self.dead = 0
+
+    def clear(self) -> None:
+        self.tasks.clear()
+        self.order.clear()
+        self.heap.clear()
+        self.dead = 0
+
+    def tasks_after(self, seq: int) -> Iterator[TaskRecord]:
+        """The live tasks created after the one numbered ``seq``, in creation order."""
+        order = self.order
+        for index in range(bisect.bisect_right(order, seq, key=_seq), len(order)):
+            record = order[index]
+            if record.alive:
+                yield record
 
     @property
     def name(self) -> str:
@@ -101,6 +137,10 @@ class QueueRecord:
                 return record
             heapq.heappop(heap)
         return None
+
+
+def _seq(record: TaskRecord) -> int:
+    return record.seq
 
 
 def fill_queue_defaults(queue: Any) -> None:
@@ -155,6 +195,10 @@ def effective_retry(task: Any, queue: Any) -> tuple[int, float, float, float, in
 _DURATIONS = frozenset({"max_retry_duration", "min_backoff", "max_backoff"})
 
 
+def _no_wake(queue: QueueRecord) -> None:
+    return None
+
+
 class ServiceState:
     """What the service holds: queues (with their tasks), name tombstones, RunTask'd tasks waiting to go.
 
@@ -172,8 +216,13 @@ class ServiceState:
         self.task_tombstone_window = 3600.0
         self.on_change: Callable[[], None] | None = None
         """Called when something may have become due sooner (a new task, a resumed queue)."""
+        self.wake: Callable[[QueueRecord], None] = _no_wake
+        """Called with a queue whose next due moment may have moved (the scheduler's hook)."""
 
-    def changed(self) -> None:
+    def changed(self, queue: QueueRecord | None = None) -> None:
+        """Something changed that may make a task due sooner: in ``queue``, or in the RunTask line."""
+        if queue is not None:
+            self.wake(queue)
         if self.on_change is not None:
             self.on_change()
 
@@ -197,5 +246,5 @@ class ServiceState:
     def delete_task(self, record: TaskRecord) -> None:
         """Remove a task (deleted, succeeded or out of retries); its name stays taken for the window."""
         record.alive = False
-        del record.queue.tasks[record.id]
+        record.queue.remove(record)
         self.bury(self.task_tombstones, record.pb.name, self.task_tombstone_window)
