@@ -40,21 +40,16 @@ def is_secret_name(name: str) -> bool:
 
 
 def shorten(value: object, limit: int = DEFAULT_LIMIT) -> str:
-    """``repr(value)`` cut to about ``limit`` characters, saying how much was left out."""
-    text = _safe_repr(value)
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}...(+{len(text) - limit} chars)"
-
-
-def _safe_repr(value: object) -> str:
-    if isinstance(value, (str, bytes)) and len(value) > 4 * DEFAULT_LIMIT:
-        # repr() of a megabyte-long value costs a megabyte; cut first.
-        return repr(value[: 4 * DEFAULT_LIMIT])[:-1] + "..." + repr(value[:0])[-1]
+    """``repr(value)`` cut to about ``limit`` characters, saying how long it was."""
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        # Cut before repr(): the repr of a megabyte-long value costs a megabyte.
+        unit = "chars" if isinstance(value, str) else "bytes"
+        return f"{value[:limit]!r}...({len(value)} {unit} in all)"
     try:
-        return repr(value)
+        text = repr(value)
     except Exception:  # a hostile __repr__ must not break a log line
-        return f"<{type(value).__name__}>"
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars in all)"
 
 
 def redact_headers(headers: Iterable[tuple[str, str]] | Mapping[str, str], limit: int = 40) -> dict[str, str]:
