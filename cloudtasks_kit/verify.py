@@ -27,14 +27,17 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import ipaddress
+import logging
 import math
+import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeGuard
 
 from . import _json
-from ._redact import shorten
+from ._redact import redact_url, shorten
 from .certs import DEFAULT_FAILURE_TTL, DEFAULT_TIMEOUT, CertificateSource, SourceUnavailable
 from .errors import CloudTasksError, UsageError
 
@@ -64,6 +67,10 @@ MAX_TOKEN_CHARS = 16 * 1024
 MAX_KID_CHARS = 256
 _MAX_TOKEN_DEPTH = 4  # the claims of an ID token are flat; a nested claim is at most an array or two
 _LATEST_TIME = 10**11  # seconds since the epoch, around the year 5138: beyond it a time is nonsense
+# Set by Cloud Run, App Engine and Cloud Functions: where a handler runs in production.
+GOOGLE_RUNTIME_VARIABLES = ("K_SERVICE", "GAE_SERVICE", "FUNCTION_TARGET")
+
+log = logging.getLogger("cloudtasks_kit.verify")
 
 
 class AuthError(CloudTasksError):
@@ -157,6 +164,10 @@ class TokenVerifier:
         fetch_timeout: seconds a certificate fetch may take (5 by default; google-auth's own is 120).
         failure_ttl: seconds a failed certificate fetch is remembered, answering 503 at once, before the
             next try (10 by default).
+        allow_non_google_certs: trust signing keys that are not Google's beyond this machine. Without it,
+            ``certs``/``certs_url`` other than Google's are refused on Cloud Run, App Engine and Cloud
+            Functions, and a ``certs_url`` must be on a loopback host: the emulator's and the fake's keys
+            sign anything for anyone, so a production handler trusting them trusts everybody.
     """
 
     def __init__(
@@ -171,6 +182,7 @@ class TokenVerifier:
         request: Callable[..., Any] | None = None,
         fetch_timeout: float = DEFAULT_TIMEOUT,
         failure_ttl: float = DEFAULT_FAILURE_TTL,
+        allow_non_google_certs: bool = False,
     ) -> None:
         audiences = [audience] if isinstance(audience, str) else list(audience)
         if not audiences or not all(isinstance(a, str) and a for a in audiences):
@@ -188,6 +200,7 @@ class TokenVerifier:
             )
         if not (math.isfinite(failure_ttl) and failure_ttl >= 0):
             raise UsageError(f"TokenVerifier failure_ttl={failure_ttl!r} must be zero or more seconds")
+        _check_certs_source(certs_url, certs is not None, allow_non_google_certs)
         self.audiences = tuple(audiences)
         self.service_accounts = frozenset(a.lower() for a in accounts)
         self.issuers = tuple(issuers)
@@ -304,6 +317,47 @@ class TokenVerifier:
             return self.certificates.get(kid, may_block=may_block)
         except SourceUnavailable as exc:
             raise CertificatesUnavailable(str(exc), exc.retry_after) from None
+
+
+def _check_certs_source(certs_url: str, static: bool, allowed: bool) -> None:
+    """Refuse, unless told, a signing-key source that is not Google's where that cannot be meant."""
+    if not static and certs_url == GOOGLE_CERTS_URL:
+        return
+    where = "a fixed certificate map (certs=)" if static else f"certs_url={redact_url(certs_url)!r}"
+    if not allowed:
+        runtime = next((name for name in GOOGLE_RUNTIME_VARIABLES if os.environ.get(name)), None)
+        if runtime is not None:
+            raise UsageError(
+                f"TokenVerifier got {where}, but this is a Google runtime ({runtime} is set): tokens signed by "
+                "the emulator's or the fake's keys would be trusted in production. Leave certs/certs_url "
+                "out to use Google's certificates, or pass allow_non_google_certs=True if you really mean it"
+            )
+        if not static and not _is_loopback(certs_url):
+            raise UsageError(
+                f"TokenVerifier got {where}: not Google's certificates and not on this machine (the rule: "
+                "Google's URL, or a loopback host such as 127.0.0.1 for the emulator). Pass "
+                "allow_non_google_certs=True for another host you control (a compose network, a mirror)"
+            )
+    log.warning("verifying task tokens against %s, not Google's certificates: for development only", where)
+
+
+def _is_loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https"):
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified  # 0.0.0.0: an emulator bound to every interface
 
 
 def _is_time(value: object) -> TypeGuard[float]:

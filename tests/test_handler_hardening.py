@@ -401,3 +401,49 @@ def test_secrets_never_reach_the_log(
     assert caplog.records
     for secret in (token.split()[1], token.split()[1].split(".")[1], "session=abc"):
         assert secret not in caplog.text
+
+
+# The emulator's and the fake's keys are not trusted where that cannot be meant.
+
+
+@pytest.mark.parametrize("variable", ["K_SERVICE", "GAE_SERVICE", "FUNCTION_TARGET"])
+def test_non_google_certificates_are_refused_on_a_google_runtime(
+    monkeypatch: pytest.MonkeyPatch,
+    app_calls: tuple[kit.TaskApp, list[int]],
+    signer: TokenSigner,
+    variable: str,
+) -> None:
+    monkeypatch.setenv(variable, "worker")
+    with pytest.raises(kit.UsageError, match=variable):
+        kit.TaskHandler(app_calls[0], certs=signer.certs())
+    with pytest.raises(kit.UsageError, match="allow_non_google_certs"):
+        kit.TaskHandler(app_calls[0], certs_url="http://127.0.0.1:8124/certs")
+    assert kit.TaskHandler(app_calls[0]).verifier is not None  # Google's certificates: fine
+    verifier = kit.TokenVerifier(
+        audience=BASE, service_accounts=[ACCOUNT], certs=signer.certs(), allow_non_google_certs=True
+    )
+    assert verifier.verify(bearer(signer)).email == ACCOUNT
+
+
+@pytest.mark.parametrize(
+    "url", ["http://emulator:8124/certs", "https://certs.example.com/certs", "ftp://127.0.0.1/certs"]
+)
+def test_a_certs_url_off_this_machine_needs_saying_so(url: str) -> None:
+    with pytest.raises(kit.UsageError, match="not on this machine"):
+        kit.TokenVerifier(audience=BASE, service_accounts=[ACCOUNT], certs_url=url)
+    kit.TokenVerifier(audience=BASE, service_accounts=[ACCOUNT], certs_url=url, allow_non_google_certs=True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8124/certs",
+        "http://localhost:8124/certs",
+        "http://[::1]:8124/certs",
+        "http://0.0.0.0:1/c",
+    ],
+)
+def test_a_local_certs_url_is_fine_and_logged(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, "cloudtasks_kit"):
+        kit.TokenVerifier(audience=BASE, service_accounts=[ACCOUNT], certs_url=url)
+    assert "development only" in caplog.text
