@@ -91,7 +91,8 @@ def call_wsgi(
     if terminated:
         environ["wsgi.input_terminated"] = True
     for name, value in (headers or {}).items():
-        environ["HTTP_" + name.upper().replace("-", "_")] = value
+        # PEP 3333: header bytes reach the application decoded as latin-1.
+        environ["HTTP_" + name.upper().replace("-", "_")] = value.encode("utf-8").decode("latin-1")
     seen: dict[str, Any] = {}
 
     def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
@@ -130,7 +131,7 @@ async def call_asgi(
         "type": "http",
         "method": method,
         "path": path,
-        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()],
+        "headers": [(k.lower().encode("latin-1"), v.encode("utf-8")) for k, v in (headers or {}).items()],
     }
     sent: list[dict[str, Any]] = []
 
