@@ -16,13 +16,16 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 
+from . import rules
+from ._redact import shorten
 from .errors import UsageError
 from .verify import VerifiedToken
 
-__all__ = ["GiveUp", "RetryLater", "TaskContext", "task_context"]
+__all__ = ["GiveUp", "HeaderError", "RetryLater", "TaskContext", "task_context"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +33,7 @@ class TaskContext:
     """The Cloud Tasks facts about the running attempt, from its ``X-CloudTasks-*`` headers.
 
     The handler reads those headers only from requests it has authenticated (or when verification is
-    switched off for local use).
+    switched off for local use), and strictly (:meth:`parse_headers`): a malformed one is answered 400.
 
     Attributes:
         queue: the short queue id.
@@ -56,24 +59,121 @@ class TaskContext:
     def from_headers(cls, headers: Mapping[str, str], token: VerifiedToken | None = None) -> TaskContext:
         """Read the headers leniently: a malformed value is treated as absent, never as an error."""
         lowered = {k.lower(): v for k, v in headers.items()}
+        values: dict[str, object] = {}
+        for rule in _HEADERS:
+            raw = lowered.get(rule.header)
+            if raw is not None:
+                with contextlib.suppress(HeaderError):
+                    values[rule.field] = rule.parse(raw)
+        return cls._build(values, token)
 
-        def number(name: str) -> int | None:
-            value = lowered.get(name, "").strip()
-            return int(value) if value.isdigit() else None
+    @classmethod
+    def parse_headers(cls, headers: Mapping[str, str], token: VerifiedToken | None = None) -> TaskContext:
+        """Read the headers strictly, as the handler does: a malformed value is a :class:`HeaderError`.
 
-        eta: datetime | None = None
-        with contextlib.suppress(KeyError, ValueError, OverflowError, OSError):
-            eta = datetime.fromtimestamp(float(lowered["x-cloudtasks-tasketa"]), timezone.utc)
+        Counts are ASCII digits (at most 9), the previous response at most 3 digits, the ETA seconds since
+        the epoch (``1700000000.123456``), the names Cloud Tasks' queue and task id formats. Absent headers
+        are fine (a request sent by hand, or by ``RunTask`` tooling, may lack some).
+        """
+        lowered = {k.lower(): v for k, v in headers.items()}
+        values: dict[str, object] = {}
+        for rule in _HEADERS:
+            raw = lowered.get(rule.header)
+            if raw is not None:
+                values[rule.field] = rule.parse(raw)
+        return cls._build(values, token)
+
+    @classmethod
+    def _build(cls, values: Mapping[str, object], token: VerifiedToken | None) -> TaskContext:
         return cls(
-            queue=lowered.get("x-cloudtasks-queuename", ""),
-            task_id=lowered.get("x-cloudtasks-taskname", ""),
-            retry_count=number("x-cloudtasks-taskretrycount") or 0,
-            execution_count=number("x-cloudtasks-taskexecutioncount") or 0,
-            eta=eta,
-            previous_response=number("x-cloudtasks-taskpreviousresponse"),
-            retry_reason=lowered.get("x-cloudtasks-taskretryreason"),
+            queue=str(values.get("queue", "")),
+            task_id=str(values.get("task_id", "")),
+            retry_count=int(values.get("retry_count", 0)),  # type: ignore[call-overload]
+            execution_count=int(values.get("execution_count", 0)),  # type: ignore[call-overload]
+            eta=values.get("eta"),  # type: ignore[arg-type]
+            previous_response=values.get("previous_response"),  # type: ignore[arg-type]
+            retry_reason=values.get("retry_reason"),  # type: ignore[arg-type]
             token=token,
         )
+
+
+class HeaderError(ValueError):
+    """An ``X-CloudTasks-*`` header whose value breaks its rule; the message names the header, the value
+    (truncated) and the rule. The handler answers 400."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rule:
+    header: str
+    field: str
+    pattern: re.Pattern[str]
+    rule: str
+    convert: Callable[[str], object]
+
+    def parse(self, raw: str) -> object:
+        value = raw.strip()
+        # re's \d would accept '²' and other Unicode digits that int() then refuses: ASCII only.
+        if len(value) > _MAX_VALUE or not value.isascii() or self.pattern.fullmatch(value) is None:
+            raise HeaderError(f"header {self.header}: {shorten(raw, 40)} {self.rule}")
+        return self.convert(value)
+
+
+def _eta(value: str) -> datetime:
+    return datetime.fromtimestamp(float(value), timezone.utc)
+
+
+_MAX_VALUE = 1024
+_HEADERS = (
+    _Rule(
+        "x-cloudtasks-queuename",
+        "queue",
+        rules.QUEUE_ID_RE,
+        "is not a queue id ([A-Za-z0-9-], 1 to 100)",
+        str,
+    ),
+    _Rule(
+        "x-cloudtasks-taskname",
+        "task_id",
+        rules.TASK_ID_RE,
+        "is not a task id ([A-Za-z0-9_-], 1 to 500)",
+        str,
+    ),
+    _Rule(
+        "x-cloudtasks-taskretrycount",
+        "retry_count",
+        re.compile("[0-9]{1,9}"),
+        "must be 1 to 9 ASCII digits",
+        int,
+    ),
+    _Rule(
+        "x-cloudtasks-taskexecutioncount",
+        "execution_count",
+        re.compile("[0-9]{1,9}"),
+        "must be 1 to 9 ASCII digits",
+        int,
+    ),
+    _Rule(
+        "x-cloudtasks-tasketa",
+        "eta",
+        re.compile(r"[0-9]{1,11}(\.[0-9]{1,9})?"),
+        "must be seconds since the epoch (ASCII digits, an optional fraction)",
+        _eta,
+    ),
+    _Rule(
+        "x-cloudtasks-taskpreviousresponse",
+        "previous_response",
+        re.compile("[0-9]{1,3}"),
+        "must be an HTTP status (1 to 3 ASCII digits)",
+        int,
+    ),
+    _Rule(
+        "x-cloudtasks-taskretryreason",
+        "retry_reason",
+        re.compile("[\x20-\x7e]*"),
+        f"must be printable ASCII, at most {_MAX_VALUE} characters",
+        str,
+    ),
+)
 
 
 _current: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("cloudtasks_kit_task_context")

@@ -5,7 +5,8 @@ and answer so Cloud Tasks does the right thing.
     wsgi_app = handler.wsgi                   # Flask, Django, gunicorn...
     asgi_app = handler.asgi                   # FastAPI/Starlette (app.mount), uvicorn, Cloud Run
 
-What each request gets:
+What each request gets, checked in this order (the body is read only after the request is
+authenticated, and at most ``max_body_bytes`` of it):
 
 ======================================  ======  ============================================
 situation                               status  Cloud Tasks then
@@ -14,16 +15,20 @@ the function returned                   200     deletes the task
 the function raised ``GiveUp``          200     deletes the task (the reason is logged)
 the function raised ``RetryLater``      503     retries, not before its Retry-After
 the function raised anything else       500     retries per the queue's retry config
-no token, or a token that fails         401     retries (the function never ran)
-an unknown route                        404     retries
 not a POST                              405     retries
-a body that is not a task envelope      400     retries
+no token, or a token that fails         401     retries (the function never ran)
+the certificates cannot be fetched      503     retries, not before its Retry-After
+a malformed ``X-CloudTasks-*`` header   400     retries
+an unknown route                        404     retries
+a body over the limit                   413     retries
+a body that is not a task envelope      400     retries (also: not UTF-8, nested too deep)
 arguments that fail validation          422     retries
 ======================================  ======  ============================================
 
 Every non-2xx is retried by Cloud Tasks until the queue's retry config gives up; 4xx answers are logged
 with the task id so a bad deploy is visible. ``X-CloudTasks-*`` headers are read only after the request
-is authenticated, and an unverified request never reaches a task function.
+is authenticated, and an unverified request never reaches a task function. The kit's own code never
+answers 500: only a task function that raises does. See docs/security.md.
 """
 
 from __future__ import annotations
@@ -39,15 +44,23 @@ from typing import Any
 
 import pydantic
 
+from . import rules
+from ._redact import shorten
+from ._wire import BodyError, read_asgi_body, read_wsgi_body
 from .app import TaskApp, TaskFunction
-from .context import GiveUp, RetryLater, TaskContext, _current
+from .certs import WouldBlock
+from .context import GiveUp, HeaderError, RetryLater, TaskContext, _current
 from .errors import UsageError
-from .payload import EnvelopeError, decode_envelope
-from .verify import GOOGLE_CERTS_URL, AuthError, TokenVerifier, VerifiedToken
+from .payload import DEFAULT_MAX_DEPTH, EnvelopeError, decode_envelope
+from .verify import GOOGLE_CERTS_URL, AuthError, CertificatesUnavailable, TokenVerifier, VerifiedToken
 
 __all__ = ["HandlerResponse", "TaskHandler"]
 
 log = logging.getLogger("cloudtasks_kit.handler")
+
+# Bodies larger than this are decoded in a worker thread under ASGI: scanning and validating a megabyte
+# of JSON takes long enough to be felt by every other request on the loop.
+_DECODE_INLINE = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +81,14 @@ class HandlerResponse:
 
 
 @dataclasses.dataclass(frozen=True)
+class _Admitted:
+    """A request past authentication, its headers and its route: what remains is its body."""
+
+    function: TaskFunction[Any, Any]
+    context: TaskContext
+
+
+@dataclasses.dataclass(frozen=True)
 class _Ready:
     function: TaskFunction[Any, Any]
     args: list[Any]
@@ -84,6 +105,9 @@ class TaskHandler:
             certificates (or ``certs_url``/``certs``: the emulator's, the fake's).
         verify: ``False`` switches verification off, for local use only; the handler then trusts any
             request, and logs a warning once.
+        max_body_bytes: the largest body read (413 beyond it); by default the task size limit of the
+            app's client (``Limits.max_task_bytes``, 1 MiB), since Cloud Tasks sends nothing larger.
+        max_json_depth: how deep the body's JSON may nest (400 beyond it); 64 by default.
     """
 
     def __init__(
@@ -94,8 +118,19 @@ class TaskHandler:
         verify: bool = True,
         certs_url: str = GOOGLE_CERTS_URL,
         certs: Mapping[str, str] | None = None,
+        max_body_bytes: int | None = None,
+        max_json_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         self.app = app
+        if max_body_bytes is None:
+            limits = app.client.limits if app.client is not None else rules.DEFAULT_LIMITS
+            max_body_bytes = limits.max_task_bytes
+        if not isinstance(max_body_bytes, int) or max_body_bytes < 1:
+            raise UsageError(f"TaskHandler max_body_bytes={max_body_bytes!r} must be a positive int")
+        if not isinstance(max_json_depth, int) or not 1 <= max_json_depth <= 256:
+            raise UsageError(f"TaskHandler max_json_depth={max_json_depth!r} must be an int from 1 to 256")
+        self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
         if not verify:
             if verifier is not None:
                 raise UsageError("TaskHandler got a verifier and verify=False; choose one")
@@ -104,37 +139,68 @@ class TaskHandler:
         else:
             self.verifier = verifier or app.verifier(certs_url=certs_url, certs=certs)
 
-    # The steps, shared by the sync and async ways in.
+    # The steps, shared by the sync and async ways in. Each answers a HandlerResponse to stop.
 
     def _admit(
-        self,
-        token: VerifiedToken | HandlerResponse | None,
-        path: str,
-        headers: Mapping[str, str],
-        body: bytes,
-    ) -> _Ready | HandlerResponse:
-        """What authentication said, then everything up to calling the function."""
+        self, method: str, path: str, headers: Mapping[str, str], *, may_block: bool = True
+    ) -> _Admitted | HandlerResponse:
+        """Everything that needs no body: the method, the token, the X-CloudTasks-* headers, the route."""
+        if method.upper() != "POST":
+            return HandlerResponse.json(405, {"error": "task requests are POSTs"}, {"Allow": "POST"})
+        token = self._authenticate(headers, may_block)
         if isinstance(token, HandlerResponse):
             return token
-        return self._prepare(path, headers, body, token)
-
-    def _prepare(
-        self, path: str, headers: Mapping[str, str], body: bytes, token: VerifiedToken | None
-    ) -> _Ready | HandlerResponse:
-        context = TaskContext.from_headers(headers, token)
+        try:
+            context = TaskContext.parse_headers(headers, token)
+        except HeaderError as exc:
+            log.warning("refused a task request with 400: %s", exc)
+            return HandlerResponse.json(400, {"error": str(exc)})
         function = self._route(path)
         if function is None:
             return self._refuse(404, "no task function is served at this path", context, path=path)
+        return _Admitted(function, context)
+
+    def _authenticate(
+        self, headers: Mapping[str, str], may_block: bool
+    ) -> VerifiedToken | HandlerResponse | None:
+        if self.verifier is None:
+            return None
+        authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
         try:
-            name, raw = decode_envelope(body)
+            return self.verifier.verify(authorization, may_block=may_block)
+        except CertificatesUnavailable as exc:
+            # Not the caller's fault and not a verdict on the token: ask Cloud Tasks to come back.
+            log.error("cannot verify task requests: %s", exc)
+            return HandlerResponse.json(
+                503,
+                {"error": "the token cannot be verified now: signing certificates unavailable"},
+                {"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+            )
+        except AuthError as exc:
+            log.warning("refused an unauthenticated task request: %s: %s", type(exc).__name__, exc)
+            return HandlerResponse.json(
+                401, {"error": f"unauthenticated: {type(exc).__name__}"}, {"WWW-Authenticate": "Bearer"}
+            )
+
+    def _decode(self, admitted: _Admitted, body: bytes) -> _Ready | HandlerResponse:
+        """The body, at most ``max_body_bytes``, into the function's arguments."""
+        function, context = admitted.function, admitted.context
+        if len(body) > self.max_body_bytes:
+            reason = f"the body is {len(body)} bytes; the limit is {self.max_body_bytes}"
+            return self._refuse(413, reason, context, task=function.name)
+        try:
+            name, raw = decode_envelope(body, max_depth=self.max_json_depth)
         except EnvelopeError as exc:
             return self._refuse(400, str(exc), context, task=function.name)
         if name != function.name:
-            return self._refuse(400, f"the envelope is for task {name!r}, not {function.name!r}", context)
+            reason = f"the envelope is for task {shorten(name, 60)}, not {function.name!r}"
+            return self._refuse(400, reason, context)
         try:
             args, kwargs = function.codec.load(raw)
         except pydantic.ValidationError as exc:
-            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+            detail = "; ".join(
+                f"{'.'.join(map(str, e['loc']))[:60]}: {e['msg'][:120]}" for e in exc.errors()[:5]
+            )
             return self._refuse(422, f"arguments of {function.name} are not valid: {detail}", context)
         return _Ready(function, args, kwargs, context)
 
@@ -148,27 +214,11 @@ class TaskHandler:
         return next((function for route, function in routes.items() if route.endswith(trimmed)), None)
 
     def _refuse(self, status: int, reason: str, context: TaskContext, **details: str) -> HandlerResponse:
-        extra = "".join(f" {k}={v!r}" for k, v in details.items())
+        extra = "".join(f" {k}={shorten(v, 100)}" for k, v in details.items())
         log.warning(
             "refused task %r (queue %r) with %d: %s%s", context.task_id, context.queue, status, reason, extra
         )
         return HandlerResponse.json(status, {"error": reason})
-
-    def _authenticate(
-        self, method: str, headers: Mapping[str, str]
-    ) -> VerifiedToken | HandlerResponse | None:
-        if method.upper() != "POST":
-            return HandlerResponse.json(405, {"error": "task requests are POSTs"}, {"Allow": "POST"})
-        if self.verifier is None:
-            return None
-        authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
-        try:
-            return self.verifier.verify(authorization)
-        except AuthError as exc:
-            log.warning("refused an unauthenticated task request: %s", exc)
-            return HandlerResponse.json(
-                401, {"error": f"unauthenticated: {type(exc).__name__}"}, {"WWW-Authenticate": "Bearer"}
-            )
 
     def _outcome(self, ready: _Ready, error: BaseException | None) -> HandlerResponse:
         context = ready.context
@@ -193,7 +243,13 @@ class TaskHandler:
 
     def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> HandlerResponse:
         """Handle one request; async task functions run to completion on an event loop of their own."""
-        ready = self._admit(self._authenticate(method, headers), path, headers, body)
+        admitted = self._admit(method, path, headers)
+        if isinstance(admitted, HandlerResponse):
+            return admitted
+        return self._run(admitted, body)
+
+    def _run(self, admitted: _Admitted, body: bytes) -> HandlerResponse:
+        ready = self._decode(admitted, body)
         if isinstance(ready, HandlerResponse):
             return ready
         reset = _current.set(ready.context)
@@ -209,7 +265,7 @@ class TaskHandler:
 
     @property
     def wsgi(self) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
-        """The handler as a WSGI application."""
+        """The handler as a WSGI application; the body is read after authentication, up to the limit."""
 
         def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             headers = {
@@ -219,9 +275,15 @@ class TaskHandler:
             }
             if environ.get("CONTENT_TYPE"):
                 headers["Content-Type"] = environ["CONTENT_TYPE"]
-            body = _read_wsgi_body(environ)
             path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-            response = self.handle(environ.get("REQUEST_METHOD", "GET"), path, headers, body)
+            response = self._admit(environ.get("REQUEST_METHOD", "GET"), path, headers)
+            if not isinstance(response, HandlerResponse):
+                try:
+                    body = read_wsgi_body(environ, self.max_body_bytes)
+                except BodyError as exc:
+                    response = self._refuse(exc.status, exc.reason, response.context)
+                else:
+                    response = self._run(response, body)
             start_response(
                 f"{response.status} {_REASONS.get(response.status, 'Status')}", list(response.headers.items())
             )
@@ -235,11 +297,25 @@ class TaskHandler:
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
     ) -> HandlerResponse:
         """Handle one request on the running loop; sync task functions run in a worker thread."""
-        if self.verifier is not None and self.verifier.needs_fetch():  # fetching certificates blocks
-            token = await asyncio.to_thread(self._authenticate, method, headers)
+        admitted = await self._aadmit(method, path, headers)
+        if isinstance(admitted, HandlerResponse):
+            return admitted
+        return await self._arun(admitted, body)
+
+    async def _aadmit(
+        self, method: str, path: str, headers: Mapping[str, str]
+    ) -> _Admitted | HandlerResponse:
+        try:
+            return self._admit(method, path, headers, may_block=False)
+        except WouldBlock:
+            # Fetching certificates blocks: only this request waits for it, in a thread, not the loop.
+            return await asyncio.to_thread(self._admit, method, path, headers)
+
+    async def _arun(self, admitted: _Admitted, body: bytes) -> HandlerResponse:
+        if len(body) > _DECODE_INLINE:
+            ready = await asyncio.to_thread(self._decode, admitted, body)
         else:
-            token = self._authenticate(method, headers)
-        ready = self._admit(token, path, headers, body)
+            ready = self._decode(admitted, body)
         if isinstance(ready, HandlerResponse):
             return ready
         reset = _current.set(ready.context)
@@ -265,7 +341,10 @@ class TaskHandler:
         ],
         Awaitable[None],
     ]:
-        """The handler as an ASGI application (HTTP; lifespan events are acknowledged)."""
+        """The handler as an ASGI application (HTTP; lifespan events are acknowledged).
+
+        The body is received after authentication, and no more of it than the limit.
+        """
 
         async def application(
             scope: dict[str, Any],
@@ -282,16 +361,17 @@ class TaskHandler:
                         return
             if scope["type"] != "http":
                 return
-            chunks = []
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body"):
-                    break
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
-            response = await self.ahandle(scope["method"], scope["path"], headers, b"".join(chunks))
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            response = await self._aadmit(scope["method"], scope["path"], headers)
+            if not isinstance(response, HandlerResponse):
+                try:
+                    body = await read_asgi_body(receive, headers, self.max_body_bytes)
+                except BodyError as exc:
+                    response = self._refuse(exc.status, exc.reason, response.context)
+                else:
+                    if body is None:  # the client went away
+                        return
+                    response = await self._arun(response, body)
             await send(
                 {
                     "type": "http.response.start",
@@ -310,18 +390,11 @@ _REASONS = {
     401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
+    413: "Content Too Large",
     422: "Unprocessable Entity",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
-
-
-def _read_wsgi_body(environ: dict[str, Any]) -> bytes:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    return environ["wsgi.input"].read(length) if length > 0 else b""
 
 
 def _run_coroutine(coroutine: Any, context: TaskContext) -> None:

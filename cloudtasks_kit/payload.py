@@ -12,7 +12,6 @@ Only the arguments the caller gave are sent; defaults are the worker's.
 from __future__ import annotations
 
 import inspect
-import json
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 import pydantic
 import pydantic_core
 
+from . import _json
+from ._redact import shorten
 from .errors import UsageError, ValidationError
 
 __all__ = ["ENVELOPE_VERSION", "ArgumentCodec", "EnvelopeError"]
@@ -114,17 +115,25 @@ def encode_envelope(task_name: str, arguments: dict[str, Any]) -> bytes:
     return pydantic_core.to_json({"v": ENVELOPE_VERSION, "task": task_name, "args": arguments})
 
 
-def decode_envelope(body: bytes) -> tuple[str, Any]:
-    """``(task name, raw arguments)`` from a request body; :class:`EnvelopeError` says what is wrong."""
+DEFAULT_MAX_DEPTH = 64
+"""How deep a body's JSON may nest: ample for arguments, far from Python's recursion limit."""
+
+
+def decode_envelope(body: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> tuple[str, Any]:
+    """``(task name, raw arguments)`` from a request body; :class:`EnvelopeError` says what is wrong.
+
+    The body must be UTF-8 JSON nested at most ``max_depth`` deep (checked before parsing, so a body of
+    ten thousand ``[`` is refused, not a RecursionError).
+    """
     try:
-        envelope = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise EnvelopeError("the body is not JSON") from None
+        envelope = _json.loads(body, max_depth=max_depth)
+    except _json.JSONError as exc:
+        raise EnvelopeError(str(exc)) from None
     if not isinstance(envelope, dict):
         raise EnvelopeError("the body is not a JSON object")
     version = envelope.get("v")
     if version != ENVELOPE_VERSION:
-        raise EnvelopeError(f"envelope version {version!r} is not {ENVELOPE_VERSION}")
+        raise EnvelopeError(f"envelope version {shorten(version, 20)} is not {ENVELOPE_VERSION}")
     name, arguments = envelope.get("task"), envelope.get("args")
     if not isinstance(name, str) or not isinstance(arguments, dict):
         raise EnvelopeError("the envelope needs 'task' (a string) and 'args' (an object)")

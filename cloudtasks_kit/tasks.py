@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from typing_extensions import TypedDict
 from . import rules
 from ._convert import set_seconds, set_timedelta, to_datetime, to_timedelta
 from ._model import KitModel
+from ._redact import redact_headers, redact_url, shorten
 from .auth import OAuthToken, OidcToken, check_one_token
 from .errors import ValidationError
 from .names import queue_of_task, short_id, task_path
@@ -131,6 +132,30 @@ class TaskSpec(KitModel):
         """The body bytes, and the headers with the Content-Type the body implies."""
         json_value = self.json_ if "json_" in self.model_fields_set else NO_JSON
         return encode_body(self.headers, body=self.body, text=self.text, json=json_value)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Specs end up in logs and tracebacks: header values such as API keys must not, nor a megabyte of
+        # body. Fields left at their default are left out.
+        for name, value in super().__repr_args__():
+            if name not in self.model_fields_set and name != "url":
+                continue
+            if name == "url":
+                yield name, _Shown(repr(redact_url(value)))
+            elif name == "headers":
+                yield name, redact_headers(value)
+            elif name == "body" and value is not None:
+                yield name, _Shown(f"<{len(value)} bytes>")
+            elif name in ("text", "json_", "dedup_key"):
+                yield name, _Shown(shorten(value, 60))
+            else:
+                yield name, value
+
+
+class _Shown(str):
+    """A string that a repr shows as is (no quotes): a summary standing in for a value."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def _one_body(given: list[str]) -> None:
@@ -356,8 +381,10 @@ class Task:
         request = self._pb.http_request
         return OAuthToken.from_pb(request.oauth_token) if request.HasField("oauth_token") else None
 
-    def __repr__(self) -> str:
-        return f"Task(id={self.id!r}, queue={self.queue!r}, method={self.method}, url={self.url!r})"
+    def __repr__(self) -> str:  # the URL's credential-like query values stay out of logs
+        return (
+            f"Task(id={self.id!r}, queue={self.queue!r}, method={self.method}, url={redact_url(self.url)!r})"
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Task) and self._pb == other._pb

@@ -208,7 +208,7 @@ def test_certificates_are_cached_and_refetched_for_an_unknown_key(signer: TokenS
     with pytest.raises(verify.BadSignature):
         verifier.verify_token(TokenSigner().sign(claims()))
     assert request.fetches == 1  # an unknown key refetches at most once a minute
-    verifier._fetched -= 61
+    verifier.certificates._fetched -= 61
     with pytest.raises(verify.BadSignature):
         verifier.verify_token(TokenSigner().sign(claims()))
     assert request.fetches == 2
