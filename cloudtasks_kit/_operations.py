@@ -250,6 +250,10 @@ def delete_queue(name: str) -> Op[None]:
 
 
 def list_queues_page(parent: str, page_size: int | None, token: str) -> Op[tuple[list[Queue], str]]:
+    if page_size is not None and not 1 <= page_size <= rules.LIST_QUEUES_MAX_PAGE:
+        raise errors.ValidationError(
+            "page_size", page_size, f"must be between 1 and {rules.LIST_QUEUES_MAX_PAGE}"
+        )
     request = tasks_v2.ListQueuesRequest(parent=parent, page_size=page_size or 0, page_token=token)
     response = yield from call(calls.LIST_QUEUES, request)
     return [Queue.from_message(q) for q in response.queues], str(response.next_page_token)

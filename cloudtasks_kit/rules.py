@@ -77,6 +77,7 @@ MAX_SCHEDULE_AHEAD = timedelta(days=30)
 MAX_DISPATCH_DEADLINE = timedelta(minutes=30)
 DEFAULT_DISPATCH_DEADLINE = timedelta(minutes=10)
 MAX_DISPATCHES_PER_SECOND = 500.0
+MAX_DURATION_SECONDS = 315_576_000_000  # google.protobuf.Duration's documented range
 MAX_CONCURRENT_DISPATCHES = 5000
 BATCH_CREATE_MAX = 100
 BATCH_DELETE_MAX = 1000
@@ -276,6 +277,8 @@ def check_retry_config(config: Any, field: str = "retry_config") -> None:
     if config.max_attempts < -1:
         raise ValidationError(f"{field}.max_attempts", config.max_attempts, "must be -1 (unlimited) or more")
     for name in ("min_backoff", "max_backoff", "max_retry_duration"):
+        if config.HasField(name):
+            check_duration(getattr(config, name), f"{field}.{name}")
         if config.HasField(name) and to_seconds(getattr(config, name)) < 0:
             raise ValidationError(
                 f"{field}.{name}", getattr(config, name).ToJsonString(), "must not be negative"
@@ -297,7 +300,7 @@ def check_retry_config(config: Any, field: str = "retry_config") -> None:
 def check_rate_limits(limits: Any, field: str = "rate_limits") -> None:
     """Ranges of a raw ``RateLimits``: rate in (0, 500], concurrency in [0, 5000]."""
     rate = limits.max_dispatches_per_second
-    if rate < 0 or rate > MAX_DISPATCHES_PER_SECOND:
+    if not 0 <= rate <= MAX_DISPATCHES_PER_SECOND:  # NaN fails this too
         raise ValidationError(
             f"{field}.max_dispatches_per_second", rate, "must be between 0 (default) and 500"
         )
@@ -319,10 +322,32 @@ def check_queue_config(queue: Any) -> None:
         check_http_target(queue.http_target)
 
 
+def check_enum(value: int, known: Iterable[int], field: str) -> None:
+    """An enum field holds one of its values (the wire lets any number through)."""
+    if value not in known:
+        raise ValidationError(field, value, f"is not one of the enum's values {sorted(known)}")
+
+
+def check_duration(duration: Any, field: str) -> None:
+    """A ``google.protobuf.Duration`` within its documented range (about 10,000 years, nanos below a
+    second, both of one sign)."""
+    seconds, nanos = duration.seconds, duration.nanos
+    if not -MAX_DURATION_SECONDS <= seconds <= MAX_DURATION_SECONDS or not -(10**9) < nanos < 10**9:
+        raise ValidationError(field, f"{seconds}s {nanos}ns", "is not a valid duration")
+    if (seconds > 0 and nanos < 0) or (seconds < 0 and nanos > 0):
+        raise ValidationError(field, f"{seconds}s {nanos}ns", "must have seconds and nanos of one sign")
+
+
 def check_http_target(target: Any, field: str = "http_target") -> None:
     """A queue-level HTTP target: a URI override needs a host; queue-level auth needs both parts."""
+    if target.http_method:
+        check_enum(target.http_method, METHOD_NAMES, f"{field}.http_method")
     if target.HasField("uri_override"):
         override = target.uri_override
+        check_enum(override.scheme, (0, 1, 2), f"{field}.uri_override.scheme")
+        check_enum(
+            override.uri_override_enforce_mode, (0, 1, 2), f"{field}.uri_override.uri_override_enforce_mode"
+        )
         if override.host and not _HOST_RE.fullmatch(override.host):
             raise ValidationError(
                 f"{field}.uri_override.host", override.host, "must be a host name or address"

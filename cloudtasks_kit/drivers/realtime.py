@@ -24,6 +24,7 @@ log = logging.getLogger("cloudtasks_kit.emulator")
 
 # An answer's body matters only for the log; read this much of it at most.
 _MAX_RESPONSE_BODY = 64 * 1024
+_LOOP_RETRY = 1.0
 
 
 class RealtimeDriver:
@@ -44,11 +45,15 @@ class RealtimeDriver:
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         try:
             while True:
-                for attempt in self.scheduler.take_due():
-                    task = asyncio.create_task(self._send(attempt))
-                    self._running.add(task)
-                    task.add_done_callback(self._running.discard)
-                when = self.scheduler.next_due()
+                try:
+                    for attempt in self.scheduler.take_due():
+                        task = asyncio.create_task(self._send(attempt))
+                        self._running.add(task)
+                        task.add_done_callback(self._running.discard)
+                    when = self.scheduler.next_due()
+                except Exception:  # a bug must not stop every queue's delivery: log it, look again soon
+                    log.exception("the delivery loop failed; retrying in %.1f s", _LOOP_RETRY)
+                    when = self.engine.clock.now() + _LOOP_RETRY
                 timeout = None if when is None else max(0.0, when - self.engine.clock.now())
                 self._wake.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -60,8 +65,41 @@ class RealtimeDriver:
             await self._session.close()
 
     async def _send(self, attempt: AttemptRequest) -> None:
-        assert self._session is not None
+        """One attempt, supervised: whatever goes wrong, the attempt is reported as failed (so the task is
+        retried under its rules) and nothing else stops."""
         started = time.monotonic()
+        try:
+            result = await self._request(attempt)
+        except Exception as exc:
+            log.exception(
+                "attempt of task %s (queue %s) failed in the emulator", attempt.task_name, attempt.queue_name
+            )
+            result = AttemptResult(None, error=f"INTERNAL: {type(exc).__name__}")
+        try:
+            self.scheduler.finish(attempt, result)
+        except Exception:
+            log.exception(
+                "recording the attempt of task %s (queue %s) failed", attempt.task_name, attempt.queue_name
+            )
+        self._wake.set()
+        elapsed_ms = (time.monotonic() - started) * 1000
+        log.info(
+            "%s %s task=%s retry=%d -> %s (%.0f ms)",
+            attempt.method,
+            attempt.url,
+            attempt.task_id,
+            attempt.retry_count,
+            result.status if result.status is not None else result.error,
+            elapsed_ms,
+        )
+        if self.on_attempt is not None:
+            try:
+                self.on_attempt(AttemptRecord.of(attempt, result))
+            except Exception:
+                log.exception("the on_attempt callback failed")
+
+    async def _request(self, attempt: AttemptRequest) -> AttemptResult:
+        assert self._session is not None
         try:
             async with self._session.request(
                 attempt.method,
@@ -78,22 +116,8 @@ class RealtimeDriver:
                     now=time.time(),
                     maximum=self.scheduler.max_retry_after,
                 )
-                result = AttemptResult(response.status, retry_after=retry_after, body=body)
+                return AttemptResult(response.status, retry_after=retry_after, body=body)
         except asyncio.TimeoutError:
-            result = AttemptResult(None, error="DEADLINE_EXCEEDED")
+            return AttemptResult(None, error="DEADLINE_EXCEEDED")
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            result = AttemptResult(None, error=f"UNREACHABLE: {type(exc).__name__}: {exc}")
-        self.scheduler.finish(attempt, result)
-        self._wake.set()
-        elapsed_ms = (time.monotonic() - started) * 1000
-        log.info(
-            "%s %s task=%s retry=%d -> %s (%.0f ms)",
-            attempt.method,
-            attempt.url,
-            attempt.task_id,
-            attempt.retry_count,
-            result.status if result.status is not None else result.error,
-            elapsed_ms,
-        )
-        if self.on_attempt is not None:
-            self.on_attempt(AttemptRecord.of(attempt, result))
+            return AttemptResult(None, error=f"UNREACHABLE: {type(exc).__name__}: {exc}")

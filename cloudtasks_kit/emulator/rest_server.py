@@ -116,6 +116,10 @@ async def _call(engine: Engine, request: web.Request, route: _Route, match: re.M
             parsed = json.loads(body)
         except ValueError as exc:
             raise _HttpError(StatusCode.INVALID_ARGUMENT, f"Invalid JSON payload received. {exc}") from None
+        except RecursionError:
+            raise _HttpError(
+                StatusCode.INVALID_ARGUMENT, "Invalid JSON payload received. Nested too deeply."
+            ) from None
         _parse_into(parsed, message if body_field == "*" else getattr(message, body_field))
     query = {k: v for k, v in request.query.items() if not k.startswith("$")}
     if query:
@@ -139,12 +143,18 @@ def _parse_into(data: Any, message: Any, *, ignore_unknown: bool = False) -> Non
     if not isinstance(data, dict):
         raise _HttpError(
             StatusCode.INVALID_ARGUMENT,
-            f"Invalid JSON payload received. Expected an object, got {data!r:.80}",
+            f"Invalid JSON payload received. Expected an object, got {type(data).__name__}",
         )
     try:
         json_format.ParseDict(data, message, ignore_unknown_fields=ignore_unknown)
     except json_format.ParseError as exc:
-        raise _HttpError(StatusCode.INVALID_ARGUMENT, f"Invalid JSON payload received. {exc}") from None
+        raise _HttpError(
+            StatusCode.INVALID_ARGUMENT, f"Invalid JSON payload received. {exc!s:.300}"
+        ) from None
+    except RecursionError:
+        raise _HttpError(
+            StatusCode.INVALID_ARGUMENT, "Invalid JSON payload received. Nested too deeply."
+        ) from None
 
 
 def _set_path(message: Any, field: str, value: str) -> None:

@@ -75,6 +75,7 @@ _PB_BATCH_METADATA = tasks_v2.BatchCreateTasksMetadata.pb()
 _PB_DELETE_METADATA = tasks_v2.BatchDeleteTasksMetadata.pb()
 _PB_EMPTY_RESPONSE = empty_pb2.Empty
 _BASIC, _FULL = tasks_v2.Task.View.BASIC, tasks_v2.Task.View.FULL
+_VIEWS = frozenset({tasks_v2.Task.View.VIEW_UNSPECIFIED, _BASIC, _FULL})
 _SUCCEEDED = tasks_v2.BatchCreateTasksMetadata.State.SUCCEEDED
 _PARTIALLY_SUCCEEDED = tasks_v2.BatchCreateTasksMetadata.State.PARTIALLY_SUCCEEDED
 _OPERATION_RETENTION = OPERATION_RETENTION
@@ -171,7 +172,7 @@ class Engine:
         state_filter = _state_filter(request.filter)
         if state_filter is not None:
             queues = [q for q in queues if q.pb.state == state_filter]
-        size = min(request.page_size or rules.LIST_QUEUES_MAX_PAGE, rules.LIST_QUEUES_MAX_PAGE)
+        size = _page_size(request.page_size, rules.LIST_QUEUES_MAX_PAGE)
         start = _decode_token(request.page_token)
         response = _PB_LIST_QUEUES()
         for queue in queues[start : start + size]:
@@ -216,16 +217,21 @@ class Engine:
         record = self.state.queues.get(queue.name)
         if record is None:  # UpdateQueue creates a missing queue
             return self._new_queue(queue)
-        stored = record.pb
+        updated = _copy(record.pb)
         if paths:
             mask = field_mask_pb2.FieldMask(paths=paths)
-            mask.MergeMessage(queue, stored, replace_message_field=True, replace_repeated_field=True)
+            mask.MergeMessage(queue, updated, replace_message_field=True, replace_repeated_field=True)
         else:
             for field in _MUTABLE_QUEUE_FIELDS:
-                stored.ClearField(field)
+                updated.ClearField(field)
                 if queue.HasField(field):
-                    getattr(stored, field).CopyFrom(getattr(queue, field))
-            fill_queue_defaults(stored)
+                    getattr(updated, field).CopyFrom(getattr(queue, field))
+            fill_queue_defaults(updated)
+        rules.check_queue_config(
+            updated
+        )  # the result as a whole (min_backoff <= max_backoff...), kept only if valid
+        stored = record.pb
+        stored.CopyFrom(updated)
         stored.rate_limits.max_burst_size = burst_size_for(stored.rate_limits.max_dispatches_per_second)
         record.config_changed(self.clock.now())
         self.state.changed(record)
@@ -270,9 +276,9 @@ class Engine:
 
     def list_tasks(self, request: Any) -> Any:
         queue = self._queue(request.parent)
-        size = min(request.page_size or rules.LIST_TASKS_MAX_PAGE, rules.LIST_TASKS_MAX_PAGE)
+        size = _page_size(request.page_size, rules.LIST_TASKS_MAX_PAGE)
         after = _decode_token(request.page_token)
-        view = request.response_view
+        view = _check_view(request.response_view)
         response = _PB_LIST_TASKS()
         remaining = queue.tasks_after(after)
         last = None
@@ -284,9 +290,10 @@ class Engine:
         return response
 
     def get_task(self, request: Any) -> Any:
-        return _view(self._task(request.name).pb, request.response_view)
+        return _view(self._task(request.name).pb, _check_view(request.response_view))
 
     def create_task(self, request: Any) -> Any:
+        _check_view(request.response_view)
         queue = self._queue(request.parent)
         record = self._add_task(queue, request.task)
         self.state.changed(queue)
@@ -336,6 +343,7 @@ class Engine:
         if len(request.requests) > rules.BATCH_CREATE_MAX:
             raise ValidationError("requests", f"{len(request.requests)} requests", "may hold at most 100")
         for inner in request.requests:
+            _check_view(inner.response_view)
             if inner.parent != request.parent:
                 raise ValidationError(
                     "requests[].parent", inner.parent, f"must equal the batch parent {request.parent}"
@@ -395,6 +403,7 @@ class Engine:
         self.state.delete_task(self._task(request.name))
 
     def run_task(self, request: Any) -> Any:
+        _check_view(request.response_view)
         record = self._task(request.name)
         if record.in_flight:
             raise core.FailedPrecondition(TASK_IN_FLIGHT)
@@ -421,7 +430,7 @@ class Engine:
         http.http_method = target.http_method or rules.METHOD_VALUES[method_name]
         for key, value in request.headers.items():
             if key.lower() not in _NOT_CARRIED and not rules.reserved_header(key):
-                http.headers[key] = value
+                http.headers[_utf8(key, "header name")] = _utf8(value, f"header {key[:40]!r}")
         if request.body:
             http.body = request.body
         record = self._add_task(queue, task)
@@ -489,6 +498,30 @@ def _fail(metadata: Any, index: int, error: ValidationError | core.GoogleAPICall
         status.code, status.message = StatusCode.INVALID_ARGUMENT, str(error)
     else:
         status.code, status.message = error.grpc_status_code.value[0], error.message
+
+
+def _page_size(requested: int, maximum: int) -> int:
+    if requested < 0:
+        raise ValidationError("page_size", requested, "must not be negative (0 or unset: the default)")
+    return min(requested or maximum, maximum)
+
+
+def _check_view(view: int) -> int:
+    if view not in _VIEWS:
+        raise ValidationError("response_view", view, "must be VIEW_UNSPECIFIED, BASIC or FULL (0, 1 or 2)")
+    return view
+
+
+def _utf8(text: str, field: str) -> str:
+    """Protobuf strings are UTF-8: a value that cannot be one (a lone surrogate from bytes that were not
+    UTF-8) is refused rather than failing later."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            field, text.encode("utf-8", "backslashreplace")[:80], "must be valid UTF-8"
+        ) from None
+    return text
 
 
 def _encode_token(value: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,9 @@ from .state import RUNNING, QueueRecord, ServiceState, TaskRecord, effective_ret
 from .tokens import TokenSigner, oauth_token
 
 __all__ = ["Scheduler"]
+
+_LAST_TIMESTAMP = 253_402_300_799.0  # 9999-12-31T23:59:59Z
+log = logging.getLogger("cloudtasks_kit.engine")
 
 
 class Scheduler:
@@ -46,6 +50,7 @@ class Scheduler:
         # work per call does not grow with the number of queues that have nothing due.
         self._wakeups: list[tuple[float, int, QueueRecord]] = []
         self._tie = itertools.count()
+        self._failed_names: set[str] = set()  # tasks whose start failed, logged once each
         state.wake = self.wake
 
     def wake(self, queue: QueueRecord) -> None:
@@ -80,7 +85,7 @@ class Scheduler:
         while self._state.forced and (limit is None or len(out) < limit):
             record = self._state.forced.popleft()
             if record.alive and record.forced and not record.in_flight:
-                out.append(self._start(record, now, forced=True))
+                self._start(record, now, forced=True, into=out)
         while limit is None or len(out) < limit:
             entry = self._next_wakeup()
             if entry is None or entry[0] > now:
@@ -95,7 +100,7 @@ class Scheduler:
                     if due is None or due.eta > now or queue.in_flight >= cap or not queue.bucket.take(now):
                         break
                     heapq.heappop(queue.heap)
-                    out.append(self._start(due, now, forced=False))
+                    self._start(due, now, forced=False, into=out)
             self.wake(queue)
         return out
 
@@ -114,7 +119,14 @@ class Scheduler:
         forced = sum(1 for r in self._state.forced if r.alive)
         return forced + sum(len(q.tasks) for q in self._state.queues.values() if q.pb.state == RUNNING)
 
-    def _start(self, record: TaskRecord, now: float, *, forced: bool) -> AttemptRequest:
+    def _start(self, record: TaskRecord, now: float, *, forced: bool, into: list[AttemptRequest]) -> None:
+        """Start an attempt of ``record`` and add it to ``into``. Should building its request fail (a bug,
+        or a task no check foresaw), the attempt fails at once and is retried by the task's rules: one task
+        never stops the others."""
+        try:
+            request: tuple[str, str, dict[str, str], float] | Exception = self._request_of(record)
+        except Exception as exc:
+            request = exc
         task, queue = record.pb, record.queue
         retry_count = task.dispatch_count
         task.dispatch_count += 1
@@ -127,11 +139,40 @@ class Scheduler:
         set_seconds(task.last_attempt.dispatch_time, now)
         record.in_flight = True
         queue.in_flight += 1
+        fallback: tuple[str, str, dict[str, str], float] = ("POST", str(task.http_request.url), {}, 0.0)
+        method, url, headers, deadline = fallback if isinstance(request, Exception) else request
+        attempt = AttemptRequest(
+            task_name=task.name,
+            queue_name=queue.name,
+            method=method,
+            url=url,
+            headers=headers,
+            body=bytes(task.http_request.body),
+            deadline=deadline,
+            retry_count=retry_count,
+            schedule_time=record.eta,
+            dispatch_time=now,
+            forced=forced,
+            record=record,
+        )
+        if not isinstance(request, Exception):
+            into.append(attempt)
+            return
+        if task.name not in self._failed_names:
+            self._failed_names.add(task.name)
+            log.error(
+                "could not start an attempt of task %s (queue %s)", task.name, queue.name, exc_info=request
+            )
+        self.finish(attempt, AttemptResult(None, error=f"INTERNAL: {type(request).__name__}"))
+
+    def _request_of(self, record: TaskRecord) -> tuple[str, str, dict[str, str], float]:
+        """The method, URL, headers and deadline of ``record``'s next attempt (before it counts as made)."""
+        task, queue = record.pb, record.queue
         method, url = attempts.effective_target(task, queue.pb)
         headers = attempts.build_headers(
             task,
             queue.pb,
-            retry_count=retry_count,
+            retry_count=task.dispatch_count,
             execution_count=record.executions,
             previous_response=record.previous_response,
             retry_reason=record.retry_reason,
@@ -139,20 +180,7 @@ class Scheduler:
             authorization=self._authorization(task, queue.pb, url),
         )
         deadline = to_seconds(task.dispatch_deadline) if task.HasField("dispatch_deadline") else None
-        return AttemptRequest(
-            task_name=task.name,
-            queue_name=queue.name,
-            method=method,
-            url=url,
-            headers=headers,
-            body=bytes(task.http_request.body),
-            deadline=deadline or rules.DEFAULT_DISPATCH_DEADLINE.total_seconds(),
-            retry_count=retry_count,
-            schedule_time=record.eta,
-            dispatch_time=now,
-            forced=forced,
-            record=record,
-        )
+        return method, url, headers, deadline or rules.DEFAULT_DISPATCH_DEADLINE.total_seconds()
 
     def _authorization(self, task: Any, queue: Any, url: str) -> str | None:
         auth = attempts.effective_auth(task, queue)
@@ -210,5 +238,6 @@ class Scheduler:
             queue.hold_until = max(queue.hold_until, now + wait)
         base = attempt.dispatch_time if attempt.forced else now
         record.forced = False
-        record.reschedule(base + delay, next(self._state.counter))
+        # A task's schedule time is a Timestamp, which ends with the year 9999.
+        record.reschedule(min(base + delay, _LAST_TIMESTAMP), next(self._state.counter))
         self._state.changed(queue)

@@ -237,11 +237,17 @@ class ServiceState:
         return False
 
     def bury(self, tombstones: dict[str, float], name: str, window: float) -> None:
+        """Keep ``name`` taken for ``window`` seconds. Each kind of tombstone has one window, so the
+        dict's order is expiry order: the expired ones are dropped from its front as new ones come, and
+        what is kept grows with the names used in the last window, not with all names ever used."""
         now = self.now()
+        tombstones.pop(name, None)  # re-buried: moves to the back, keeping the order by expiry
         tombstones[name] = now + window
-        if len(tombstones) % 4096 == 0:  # now and then, forget the expired ones
-            for key in [k for k, expiry in tombstones.items() if expiry <= now]:
-                del tombstones[key]
+        while tombstones:
+            oldest = next(iter(tombstones))
+            if tombstones[oldest] > now:
+                return
+            del tombstones[oldest]
 
     def delete_task(self, record: TaskRecord) -> None:
         """Remove a task (deleted, succeeded or out of retries); its name stays taken for the window."""
