@@ -100,6 +100,8 @@ class RealtimeDriver:
 
     async def _request(self, attempt: AttemptRequest) -> AttemptResult:
         assert self._session is not None
+        if attempt.failed is not None:
+            return AttemptResult(None, error=attempt.failed)
         try:
             async with self._session.request(
                 attempt.method,

@@ -100,7 +100,9 @@ class VirtualDriver:
 
     def _deliver(self, attempt: AttemptRequest) -> AttemptRecord:
         target = self.route(attempt)
-        if target is None:
+        if attempt.failed is not None:
+            result = AttemptResult(None, error=attempt.failed)
+        elif target is None:
             result = AttemptResult(None, error=f"UNREACHABLE: no target takes {attempt.url}")
         else:
             result = result_of(

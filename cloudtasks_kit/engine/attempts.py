@@ -47,6 +47,7 @@ class AttemptRequest:
         retry_count: attempts made before this one (``X-CloudTasks-TaskRetryCount``).
         schedule_time: when the attempt was due; dispatch_time: when it was sent (engine clock).
         forced: started by RunTask.
+        failed: why the attempt failed before it could be sent (the engine could not build it), or None.
     """
 
     task_name: str
@@ -60,6 +61,7 @@ class AttemptRequest:
     schedule_time: float
     dispatch_time: float
     forced: bool = False
+    failed: str | None = None
     record: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     @property

@@ -121,8 +121,8 @@ class Scheduler:
 
     def _start(self, record: TaskRecord, now: float, *, forced: bool, into: list[AttemptRequest]) -> None:
         """Start an attempt of ``record`` and add it to ``into``. Should building its request fail (a bug,
-        or a task no check foresaw), the attempt fails at once and is retried by the task's rules: one task
-        never stops the others."""
+        or a task no check foresaw), the attempt is marked ``failed`` (the drivers record it as failed
+        without sending anything) and the task is retried by its rules: one task never stops the others."""
         try:
             request: tuple[str, str, dict[str, str], float] | Exception = self._request_of(record)
         except Exception as exc:
@@ -153,17 +153,15 @@ class Scheduler:
             schedule_time=record.eta,
             dispatch_time=now,
             forced=forced,
+            failed=f"INTERNAL: {type(request).__name__}" if isinstance(request, Exception) else None,
             record=record,
         )
-        if not isinstance(request, Exception):
-            into.append(attempt)
-            return
-        if task.name not in self._failed_names:
+        into.append(attempt)
+        if isinstance(request, Exception) and task.name not in self._failed_names:
             self._failed_names.add(task.name)
             log.error(
                 "could not start an attempt of task %s (queue %s)", task.name, queue.name, exc_info=request
             )
-        self.finish(attempt, AttemptResult(None, error=f"INTERNAL: {type(request).__name__}"))
 
     def _request_of(self, record: TaskRecord) -> tuple[str, str, dict[str, str], float]:
         """The method, URL, headers and deadline of ``record``'s next attempt (before it counts as made)."""
