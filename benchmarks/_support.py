@@ -28,6 +28,8 @@ def emulator_process() -> Iterator[tuple[str, str]]:
         line = process.stdout.readline()
         grpc_address = line.split("gRPC ", 1)[1].split(" ", 1)[0]
         rest_address = line.split("REST http://", 1)[1].split(" ", 1)[0]
+        # Keep reading what it prints: a full pipe would block the emulator on its next log line.
+        threading.Thread(target=process.stdout.read, daemon=True).start()
         yield grpc_address, rest_address
     finally:
         process.terminate()

@@ -24,6 +24,7 @@ import bench_create
 import bench_delivery
 import bench_fake
 import bench_import
+import bench_scale
 
 SUITES = {
     "fake": bench_fake,
@@ -31,6 +32,7 @@ SUITES = {
     "delivery": bench_delivery,
     "bulk": bench_bulk,
     "import": bench_import,
+    "scale": bench_scale,
 }
 
 

@@ -1,0 +1,180 @@
+"""Constant work per call: create, get, delete and dispatch cost the same with 1 queue or 1,000, and with
+1,000 or 100,000 tasks; the last ListTasks page of 100,000 tasks costs what the first does; and the
+emulator's CPU per create does not grow with the number of queues."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from _support import emulator_process
+
+from cloudtasks_kit.transports.fake import FakeTransport
+
+URL = "https://worker.example.com/run"
+
+
+def _fake(queues: int, tasks: int) -> tuple[FakeTransport, Any]:
+    """A fake with ``queues`` queues (each holding one task due soon) and ``tasks`` tasks in the measured
+    queue (due in a day, so they are pending but not dispatched)."""
+    fake = FakeTransport()
+    client = fake.client("p")
+    for n in range(queues - 1):
+        other = client.queue(f"other-{n}")
+        other.create()
+        other.create_task(URL, delay=3600)
+    queue = client.queue("measured")
+    queue.create()
+    queue.create_tasks([{"url": URL, "delay": 86_400} for _ in range(tasks)])
+    fake.deliver_to(lambda attempt: 200)
+    return fake, queue
+
+
+def _best_us(fn: Callable[[], Any], calls: int, rounds: int = 5) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - started) / calls)
+    return best * 1e6
+
+
+def _engine_costs(queues: int, tasks: int, calls: int) -> dict[str, float]:
+    fake, queue = _fake(queues, tasks)
+    counter = iter(range(10**9))
+    ids: list[str] = []
+
+    def create() -> None:
+        ids.append(queue.create_task(URL, task_id=f"c{next(counter)}").id)
+
+    def get() -> None:
+        queue.get_task(ids[len(ids) // 2])
+
+    def dispatch() -> None:  # one create due now, and its delivery
+        queue.create_task(URL)
+        fake.run_due()
+
+    costs = {
+        "create": _best_us(create, calls),
+        "get": _best_us(get, calls),
+        "dispatch": _best_us(dispatch, calls),
+    }
+    pending = list(ids)
+
+    def delete() -> None:
+        queue.delete_task(pending.pop())
+
+    costs["delete"] = _best_us(delete, calls // 5, rounds=5)
+    return costs
+
+
+def _list_pages(tasks: int) -> tuple[float, float]:
+    _, queue = _fake(1, tasks)
+    from cloudtasks_kit import _runner
+    from cloudtasks_kit._operations import list_tasks_page
+
+    transport = queue.client.transport
+    tokens = [""]
+    token = ""
+    while True:
+        _, token = _runner.run(transport, list_tasks_page(queue.name, "BASIC", 100, token))
+        if not token:
+            break
+        tokens.append(token)
+
+    def page(token: str) -> Callable[[], Any]:
+        return lambda: _runner.run(transport, list_tasks_page(queue.name, "BASIC", 100, token))
+
+    return _best_us(page(tokens[0]), 20), _best_us(page(tokens[-1]), 20)
+
+
+def _emulator_cpu_per_create(queues: int, creates: int) -> float:
+    """Server CPU seconds per create over gRPC, read from the emulator process's /proc stat."""
+    from cloudtasks_kit import CloudTasks
+    from cloudtasks_kit.transports.grpc import GrpcTransport
+
+    with emulator_process() as (grpc_address, _):
+        pid = _emulator_pid(grpc_address)
+        client = CloudTasks("bench", "us-central1", transport=GrpcTransport(emulator_host=grpc_address))
+        for n in range(queues - 1):
+            client.queue(f"idle-{n}").create()
+        queue = client.queue("measured")
+        queue.create()
+        queue.pause()
+        before = _cpu_seconds(pid)
+        for _ in range(creates):
+            queue.create_task(URL)
+        used = _cpu_seconds(pid) - before
+        client.close()
+    return used / creates * 1e6
+
+
+def _emulator_pid(grpc_address: str) -> int:
+    """The emulator this process started (its child running ``-m cloudtasks_kit.emulator``)."""
+    me = str(os.getpid())
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        parent = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), "")
+        if b"cloudtasks_kit.emulator" in cmdline and parent == me:
+            return int(pid)
+    raise LookupError(f"no emulator process of ours serving {grpc_address}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    big = 20_000 if quick else 100_000
+    calls = 500 if quick else 2000
+    results = []
+    small_queues = _engine_costs(1, 1000, calls)
+    many_queues = _engine_costs(1000, 1000, calls)
+    many_tasks = _engine_costs(1, big, calls)
+    for what in ("create", "get", "delete", "dispatch"):
+        for label, other in (("1,000 queues vs 1", many_queues), (f"{big:,} tasks vs 1,000", many_tasks)):
+            ratio = other[what] / small_queues[what]
+            results.append(
+                {
+                    "benchmark": f"engine (fake): {what} with {label}",
+                    "kit": f"{other[what]:.1f} us",
+                    "official": f"{small_queues[what]:.1f} us (1 queue, 1,000 tasks)",
+                    "ratio": ratio,
+                    "target": "<= 1.20",
+                    "ok": ratio <= 1.2,
+                }
+            )
+    first, last = _list_pages(big)
+    results.append(
+        {
+            "benchmark": f"engine (fake): the last ListTasks page of {big:,} tasks vs the first",
+            "kit": f"{last:.0f} us",
+            "official": f"{first:.0f} us (first page)",
+            "ratio": last / first,
+            "target": "<= 1.20",
+            "ok": last / first <= 1.2,
+        }
+    )
+    creates = 1000 if quick else 3000
+    one = _emulator_cpu_per_create(1, creates)
+    thousand = _emulator_cpu_per_create(1000, creates)
+    results.append(
+        {
+            "benchmark": "emulator: server CPU per create over gRPC, 1,000 queues vs 1",
+            "kit": f"{thousand:.0f} us",
+            "official": f"{one:.0f} us (1 queue)",
+            "ratio": thousand / one,
+            "target": "<= 1.20",
+            "ok": thousand / one <= 1.2,
+        }
+    )
+    return results
