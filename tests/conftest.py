@@ -91,6 +91,12 @@ class Harness:
     kind: str
     scale: float
     client: CloudTasks
+    prefix = ""
+    """What the backend puts before each queue id a test names (the live backend's unique prefix)."""
+
+    def queue_id(self, short: str) -> str:
+        """The id of the queue a test calls ``short`` (``client.queue(short)``) on this backend."""
+        return self.prefix + short
 
     def url(self, path: str) -> str:
         raise NotImplementedError

@@ -7,6 +7,7 @@ reports with :meth:`Scheduler.finish`; :meth:`Scheduler.next_due` says when to l
 
 from __future__ import annotations
 
+import collections
 import heapq
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,23 @@ class Scheduler:
         self.clock = clock
         self._signer = signer
         self.max_retry_after = max_retry_after
+        self._started: collections.deque[AttemptRequest] = collections.deque()
+        """Attempts RunTask started, waiting for a driver to send them."""
+
+    def start_now(self, record: TaskRecord) -> AttemptRequest:
+        """Start an attempt of ``record`` at once, whatever its queue's state and limits (RunTask).
+
+        Started here rather than at the next :meth:`take_due`, so RunTask can answer with the task as
+        dispatched (``dispatch_count`` counting this attempt), as its reference describes; the attempt
+        is handed to the driver by the next :meth:`take_due`.
+        """
+        now = self.clock.now()
+        record.forced = True
+        record.reschedule(now, next(self._state.counter))
+        attempt = self._start(record, now, forced=True)
+        self._started.append(attempt)
+        self._state.changed()
+        return attempt
 
     def take_due(self, limit: int | None = None) -> list[AttemptRequest]:
         """Start the attempts that are due now, within each queue's rate and concurrency limits.
@@ -48,6 +66,8 @@ class Scheduler:
         """
         now = self.clock.now()
         out: list[AttemptRequest] = []
+        while self._started and (limit is None or len(out) < limit):
+            out.append(self._started.popleft())
         while self._state.forced and (limit is None or len(out) < limit):
             record = self._state.forced.popleft()
             if record.alive and record.forced and not record.in_flight:
@@ -67,7 +87,7 @@ class Scheduler:
     def next_due(self) -> float | None:
         """When :meth:`take_due` may next return something (None: nothing until a call or a finish)."""
         now = self.clock.now()
-        if any(r.alive and not r.in_flight for r in self._state.forced):
+        if self._started or any(r.alive and not r.in_flight for r in self._state.forced):
             return now
         best: float | None = None
         for queue in self._state.queues.values():
@@ -82,7 +102,7 @@ class Scheduler:
 
     def dispatchable(self) -> int:
         """Tasks that will be dispatched without anyone acting: in RUNNING queues, or RunTask'd."""
-        forced = sum(1 for r in self._state.forced if r.alive)
+        forced = len(self._started) + sum(1 for r in self._state.forced if r.alive)
         return forced + sum(len(q.tasks) for q in self._state.queues.values() if q.pb.state == RUNNING)
 
     def _start(self, record: TaskRecord, now: float, *, forced: bool) -> AttemptRequest:
@@ -116,7 +136,7 @@ class Scheduler:
             method=method,
             url=url,
             headers=headers,
-            body=bytes(task.http_request.body),
+            body=attempts.effective_body(task, queue.pb),
             deadline=deadline or rules.DEFAULT_DISPATCH_DEADLINE.total_seconds(),
             retry_count=retry_count,
             schedule_time=record.eta,
@@ -158,7 +178,7 @@ class Scheduler:
             return
         if result.status is not None and result.status < 500:
             record.executions += 1
-        record.previous_response = result.status
+        record.previous_response = result.previous_response()
         record.retry_reason = result.retry_reason()
         max_attempts, max_duration, min_backoff, max_backoff, doublings = effective_retry(task, queue.pb)
         first = record.first_attempt_time if record.first_attempt_time is not None else now
