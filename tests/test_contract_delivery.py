@@ -112,7 +112,7 @@ def test_headers_across_503_then_404_then_200(delivery_backend: Harness) -> None
     assert [d.status for d in deliveries] == [503, 404, 200]
     first, second, third = deliveries
     for delivery in deliveries:
-        assert delivery.header("X-CloudTasks-QueueName") == "headers"
+        assert delivery.header("X-CloudTasks-QueueName") == backend.queue_id("headers")
         assert delivery.header("X-CloudTasks-TaskName") == "headed"
         assert delivery.header("User-Agent") == "Google-Cloud-Tasks"
         assert delivery.header("X-Mine") == "yes"

@@ -285,6 +285,7 @@ def test_run_task_returns_the_task_as_dispatched(backend: Harness, queue: kit.Qu
     assert ran.last_attempt.dispatch_time.timestamp() >= before - 1
     assert ran.schedule_time is not None and ran.schedule_time.timestamp() <= backend.now() + 1
     backend.run_until_idle()
+    assert [a.status for a in backend.wait_for_deliveries(1)] == [200]
 
 
 # The error answers recorded on the real service (realcloud.json), case by case.
