@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import socket
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
+from . import rules
 from ._version import __version__
 
 __all__ = ["EXIT_FAILED", "EXIT_USAGE", "fail", "main", "missing_emulator_extra"]
@@ -60,6 +63,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rest-port", type=_port, default=8124, help="REST port (default 8124; 0 picks one)"
     )
     emulator.add_argument("--quiet", action="store_true", help="do not log each delivery")
+    # The windows the service keeps names taken; faithful by default, shorter to try reuse locally.
+    emulator.add_argument(
+        "--task-tombstone",
+        type=_duration,
+        default=rules.DEFAULT_LIMITS.task_tombstone,
+        metavar="DURATION",
+        help="how long a deleted or finished task's id stays taken (default 1h; e.g. 90s, 5m)",
+    )
+    emulator.add_argument(
+        "--queue-tombstone",
+        type=_duration,
+        default=rules.DEFAULT_LIMITS.queue_tombstone,
+        metavar="DURATION",
+        help="how long a deleted queue's name cannot be reused (default 3d; e.g. 10s, 2h)",
+    )
 
     demo = commands.add_parser(
         "demo", help="run the demo: emulator, worker and four tasks, no Google account"
@@ -86,6 +104,25 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535; 0 picks a free one)")
     return port
+
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> timedelta:
+    """``90``, ``90s``, ``5m``, ``1h`` or ``3d``: a non-negative duration."""
+    number, unit = text.strip(), ""
+    if number[-1:].lower() in _UNITS:
+        number, unit = number[:-1], number[-1].lower()
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (a number of seconds, or with a unit: 90s, 5m, 1h, 3d)"
+        )
+    return timedelta(seconds=value * _UNITS[unit])
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -129,7 +166,10 @@ def _emulator(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s"
     )
-    emulator = Emulator(host=args.host, port=args.port, rest_port=args.rest_port)
+    limits = dataclasses.replace(
+        rules.DEFAULT_LIMITS, task_tombstone=args.task_tombstone, queue_tombstone=args.queue_tombstone
+    )
+    emulator = Emulator(host=args.host, port=args.port, rest_port=args.rest_port, limits=limits)
 
     async def serve() -> None:
         stop = asyncio.Event()

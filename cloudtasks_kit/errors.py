@@ -363,19 +363,32 @@ def code_for_http(status: int) -> StatusCode:
 
 def _status_name_in_response(response: Any) -> StatusCode | None:
     """REST answers name their status in the body (``{"error": {"status": "ALREADY_EXISTS"}}``)."""
-    if response is None:
-        return None
+    status = _error_field(response, "status")
     try:
-        raw = response.content if hasattr(response, "content") else response.data
-        status = json.loads(raw)["error"]["status"]
         return StatusCode[status]
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except KeyError:
         return None
 
 
 def _message_of(exc: Any) -> str:
+    # api_core puts "VERB url: " before a REST answer's message; the body holds the service's own words,
+    # so the same answer reads the same over gRPC and REST.
+    named = _error_field(getattr(exc, "response", None), "message")
+    if isinstance(named, str) and named:
+        return named
     message = getattr(exc, "message", None) or str(exc)
     return str(message)
+
+
+def _error_field(response: Any, field: str) -> Any:
+    """A field of a REST answer's ``{"error": {...}}`` body, or None."""
+    if response is None:
+        return None
+    try:
+        raw = response.content if hasattr(response, "content") else response.data
+        return json.loads(raw)["error"][field]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _grpc_code_of(exc: BaseException) -> StatusCode | None:

@@ -135,7 +135,8 @@ _ALWAYS = tasks_v2.UriOverride.UriOverrideEnforceMode.ALWAYS
 
 
 class UriOverride(KitModel):
-    """Queue-level rewrite of each task's URL. Unset parts keep the task's own.
+    """Queue-level rewrite of each task's URL. ``host`` is required (the service refuses an empty one);
+    the other unset parts keep the task's own.
 
     ``enforce="always"`` (the default) applies it to every task; ``"if_not_exists"`` only fills what a
     task leaves out. BufferTask needs a queue with at least ``host`` set.
@@ -147,6 +148,13 @@ class UriOverride(KitModel):
     path: str | None = None
     query: str | None = None
     enforce: Literal["always", "if_not_exists"] = "always"
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> UriOverride:
+        # The service refuses an empty host, and proto3 cannot tell an unset host from an empty one, so a
+        # UriOverride without a host is refused here, before any I/O (see rules.check_uri_override).
+        rules.check_uri_override(self.to_pb())
+        return self
 
     def to_pb(self) -> Any:
         msg = tasks_v2.UriOverride.pb()()

@@ -34,6 +34,7 @@ __all__ = [
     "check_queue_id",
     "check_task_id",
     "check_task_message",
+    "check_uri_override",
     "check_url",
     "reserved_header",
 ]
@@ -343,21 +344,7 @@ def check_http_target(target: Any, field: str = "http_target") -> None:
     if target.http_method:
         check_enum(target.http_method, METHOD_NAMES, f"{field}.http_method")
     if target.HasField("uri_override"):
-        override = target.uri_override
-        check_enum(override.scheme, (0, 1, 2), f"{field}.uri_override.scheme")
-        check_enum(
-            override.uri_override_enforce_mode, (0, 1, 2), f"{field}.uri_override.uri_override_enforce_mode"
-        )
-        if override.host and not _HOST_RE.fullmatch(override.host):
-            raise ValidationError(
-                f"{field}.uri_override.host", override.host, "must be a host name or address"
-            )
-        if override.port < 0 or override.port > 65535:
-            raise ValidationError(f"{field}.uri_override.port", override.port, "must be between 0 and 65535")
-        if override.path_override.path and not override.path_override.path.startswith("/"):
-            raise ValidationError(
-                f"{field}.uri_override.path_override.path", override.path_override.path, "must start with '/'"
-            )
+        check_uri_override(target.uri_override, field=f"{field}.uri_override")
     if target.HasField("oidc_token"):
         token = target.oidc_token
         if not token.service_account_email or not token.audience:
@@ -376,6 +363,31 @@ def check_http_target(target: Any, field: str = "http_target") -> None:
             )
     headers = [(o.header.key, o.header.value) for o in target.header_overrides]
     check_headers(headers, strict=False, field=f"{field}.header_overrides")
+
+
+def check_uri_override(override: Any, field: str = "uri_override") -> None:
+    """A raw ``UriOverride`` that is present: its host may not be empty, its port and path well formed.
+
+    "Host value cannot be an empty string (INVALID_ARGUMENT)" (UriOverride, v2 REST reference). In proto3
+    an unset host and an empty one are the same on the wire, so the rule is read as: a queue whose
+    ``http_target`` has a ``uri_override`` at all (``HasField``) must give it a host.
+    """
+    check_enum(override.scheme, (0, 1, 2), f"{field}.scheme")
+    check_enum(override.uri_override_enforce_mode, (0, 1, 2), f"{field}.uri_override_enforce_mode")
+    if not override.host:
+        raise ValidationError(
+            f"{field}.host",
+            override.host,
+            "may not be empty: a URI override, when present, must name the host (INVALID_ARGUMENT)",
+        )
+    if not _HOST_RE.fullmatch(override.host):
+        raise ValidationError(f"{field}.host", override.host, "must be a host name or address")
+    if override.port < 0 or override.port > 65535:
+        raise ValidationError(f"{field}.port", override.port, "must be between 0 and 65535")
+    if override.path_override.path and not override.path_override.path.startswith("/"):
+        raise ValidationError(
+            f"{field}.path_override.path", override.path_override.path, "must start with '/'"
+        )
 
 
 def _token_repr(account: str, second: str) -> str:

@@ -140,3 +140,20 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
         main([])
     assert exited.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("90s", 90), ("5m", 300), ("1h", 3600), ("3d", 259200), ("0.5", 0.5)]
+)
+def test_tombstone_windows_take_durations(text: str, seconds: float) -> None:
+    from cloudtasks_kit.cli import _duration
+
+    assert _duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("option", ["--task-tombstone", "--queue-tombstone"])
+def test_a_bad_tombstone_window_is_a_usage_error(option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["emulator", option, "soon"])
+    assert exited.value.code == 2
+    assert "'soon' is not a duration" in capsys.readouterr().err

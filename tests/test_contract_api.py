@@ -156,7 +156,7 @@ def test_finished_task_is_not_found_and_said_to_have_existed(
 def test_queue_config_out_of_range_is_invalid_argument(
     backend: Harness, field: str, value: dict[str, Any]
 ) -> None:
-    name = QueueName(backend.client.project, backend.client.location, "ranged").path
+    name = QueueName(backend.client.project, backend.client.location, backend.queue_id("ranged")).path
     queue = tasks_v2.Queue(name=name, **{field: value})
     with pytest.raises(kit.InvalidArgument):
         send(
@@ -190,7 +190,8 @@ def test_listing_walks_every_page(backend: Harness, queue: kit.QueueHandle) -> N
 def test_list_queues_walks_every_page(backend: Harness) -> None:
     for i in range(5):
         backend.client.queue(f"q{i}").create()
-    assert sorted(q.id for q in backend.client.list_queues(page_size=2)) == [f"q{i}" for i in range(5)]
+    mine = [q.id for q in backend.client.list_queues(page_size=2) if q.id.startswith(backend.prefix)]
+    assert sorted(mine) == [backend.queue_id(f"q{i}") for i in range(5)]
 
 
 def test_pause_resume_and_purge(backend: Harness, queue: kit.QueueHandle) -> None:
@@ -216,7 +217,7 @@ def test_created_task_fields(backend: Harness, queue: kit.QueueHandle) -> None:
         task_id="fielded",
     )
     assert task.id == "fielded"
-    assert task.queue == "work"
+    assert task.queue == backend.queue_id("work")
     assert task.name == queue.name + "/tasks/fielded"
     assert task.method == "PUT"
     assert task.url == backend.url("/fields")

@@ -20,6 +20,7 @@ from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
 from cloudtasks_kit.emulator import Emulator
+from cloudtasks_kit.engine import messages
 
 from .conftest import LocalServer, wait_until
 
@@ -126,7 +127,7 @@ def test_rest_speaks_googles_json(emulator: Emulator, project: str) -> None:
     missing = requests.get(f"{base}/queues/nope")
     assert missing.status_code == 404
     assert missing.json() == {
-        "error": {"code": 404, "message": "Requested entity was not found.", "status": "NOT_FOUND"}
+        "error": {"code": 404, "message": messages.QUEUE_MISSING, "status": "NOT_FOUND"}
     }
 
 

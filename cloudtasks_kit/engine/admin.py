@@ -17,7 +17,7 @@ from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.longrunning import operations_pb2
 
 from ..names import location_of_queue, parse_location_name, project_of
-from .messages import NOT_FOUND
+from .messages import IAM_ETAG_MISMATCH, NOT_FOUND
 
 __all__ = ["Admin"]
 
@@ -26,6 +26,8 @@ OPERATION_RETENTION = 3600.0
 """Seconds a finished operation stays readable with GetOperation (the service does not document it)."""
 
 _PB_CMEK = tasks_v2.CmekConfig.pb()
+_FIRST_ETAG = b"\x00"
+"""The etag of a queue's policy before anyone set one (the policy GetIamPolicy returns then)."""
 
 
 class Admin:
@@ -93,10 +95,16 @@ class Admin:
 
     def get_iam_policy(self, request: Any) -> Any:
         self._queue_exists(request.resource)
-        return self._policies.get(request.resource) or policy_pb2.Policy(version=1, etag=b"\x00")
+        return self._policies.get(request.resource) or policy_pb2.Policy(version=1, etag=_FIRST_ETAG)
 
     def set_iam_policy(self, request: Any) -> Any:
         self._queue_exists(request.resource)
+        # The etag is for optimistic concurrency (IAM Policy reference): a write based on a policy that
+        # has changed since it was read is refused with ABORTED; an empty etag writes unconditionally.
+        current = self._policies.get(request.resource)
+        current_etag = current.etag if current is not None else _FIRST_ETAG
+        if request.policy.etag and request.policy.etag != current_etag:
+            raise core.Aborted(IAM_ETAG_MISMATCH)
         policy = policy_pb2.Policy()
         policy.CopyFrom(request.policy)
         policy.etag = uuid.uuid4().bytes[:8]
@@ -104,7 +112,12 @@ class Admin:
         return policy
 
     def test_iam_permissions(self, request: Any) -> Any:
-        self._queue_exists(request.resource)
+        # "If the resource does not exist, this will return an empty set of permissions, not a NOT_FOUND
+        # error" (TestIamPermissions reference). A malformed name is still INVALID_ARGUMENT.
+        try:
+            self._queue_exists(request.resource)
+        except core.NotFound:
+            return iam_policy_pb2.TestIamPermissionsResponse()
         return iam_policy_pb2.TestIamPermissionsResponse(permissions=list(request.permissions))
 
     # CMEK config and locations.

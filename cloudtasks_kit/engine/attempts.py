@@ -27,6 +27,7 @@ __all__ = [
     "apply_uri_override",
     "build_headers",
     "effective_auth",
+    "effective_body",
     "effective_target",
     "parse_retry_after",
 ]
@@ -103,11 +104,18 @@ class AttemptResult:
         return int(code_for_http(self.status)), f"HTTP status {self.status}"
 
     def retry_reason(self) -> str:
-        """The ``X-CloudTasks-TaskRetryReason`` the next attempt carries (the service does not publish its
-        values; these name the cause plainly)."""
-        if self.status is None:
-            return self.error or "UNREACHABLE"
-        return f"HTTP status {self.status}"
+        """The ``X-CloudTasks-TaskRetryReason`` the next attempt carries: empty for an HTTP-target task,
+        whatever the previous answer (503, 404, 429, 500, 302 and a deadline cut-off recorded on the
+        real service: aertje/cloud-tasks-emulator conformance/golden/dispatch.json)."""
+        return ""
+
+    def previous_response(self) -> int | None:
+        """The ``X-CloudTasks-TaskPreviousResponse`` the next attempt carries: the HTTP status, 504 after
+        an attempt cut off by the dispatch deadline (recorded on the real service, dispatch.json
+        ``dispatch/http-timeout``), None (sent as 0; not recorded) when there was no answer at all."""
+        if self.status is None and self.error == "DEADLINE_EXCEEDED":
+            return 504
+        return self.status
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,6 +282,17 @@ def effective_auth(task: Any, queue: Any) -> tuple[str, Any] | None:
     if request.HasField("oauth_token"):
         return "oauth", request.oauth_token
     return None
+
+
+def effective_body(task: Any, queue: Any) -> bytes:
+    """The body an attempt sends: none when the queue-level ``http_method`` overrides the task's with a
+    method that carries no body ("If this is set to GET, the body of the task will be ignored at
+    execution time", HttpTarget.http_method; HEAD, DELETE and OPTIONS the same, as a task may not carry
+    a body with them either)."""
+    method_number = queue.http_target.http_method
+    if method_number and rules.METHOD_NAMES[method_number] not in rules.BODY_METHODS:
+        return b""
+    return bytes(task.http_request.body)
 
 
 def effective_target(task: Any, queue: Any) -> tuple[str, str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import math
 import random
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,7 @@ from google.cloud import tasks_v2
 from google.protobuf import empty_pb2, field_mask_pb2
 
 from .. import rules
-from .._convert import set_seconds
+from .._convert import set_seconds, to_seconds
 from ..errors import StatusCode, ValidationError
 from ..names import (
     check_queue_in_parent,
@@ -43,6 +44,8 @@ from .faults import Faults
 from .messages import (
     NO_ROUTING,
     NOT_FOUND,
+    QUEUE_EXISTS,
+    QUEUE_MISSING,
     QUEUE_TOO_RECENT,
     TASK_EXISTS,
     TASK_GONE,
@@ -147,16 +150,19 @@ class Engine:
 
     # Lookups.
 
-    def _queue(self, name: str) -> QueueRecord:
+    def _queue(self, name: str, missing: str = QUEUE_MISSING) -> QueueRecord:
+        """The queue called ``name``, or NOT_FOUND with ``missing``: the service's recorded answer to
+        Get/Pause/Resume/Purge and CreateTask is QUEUE_MISSING, to DeleteQueue the generic NOT_FOUND
+        (aertje/cloud-tasks-emulator conformance/golden/realcloud.json)."""
         record = self.state.queues.get(name)
         if record is None:
             parse_queue_name(name)  # a malformed name is INVALID_ARGUMENT, a well-formed one NOT_FOUND
-            raise core.NotFound(NOT_FOUND)
+            raise core.NotFound(missing)
         return record
 
     def _task(self, name: str) -> TaskRecord:
         parsed = parse_task_name(name)
-        queue = self._queue(parsed.queue_path)
+        queue = self._queue(parsed.queue_path, NOT_FOUND)
         record = queue.tasks.get(parsed.task)
         if record is None:
             if self.state.recently(self.state.task_tombstones, name):
@@ -168,17 +174,24 @@ class Engine:
 
     def list_queues(self, request: Any) -> Any:
         parse_location_name(request.parent)
-        queues = [q for name, q in self.state.queues.items() if location_of_queue(name) == request.parent]
+        # "Queues are returned in lexicographical order" (ListQueues, v2 RPC reference). The page token is
+        # the last name returned, so queues created or deleted between pages neither repeat nor skip.
+        after = _decode_name_token(request.page_token)
+        names = sorted(
+            name
+            for name in self.state.queues
+            if location_of_queue(name) == request.parent and (after is None or name > after)
+        )
+        queues = [self.state.queues[name] for name in names]
         state_filter = _state_filter(request.filter)
         if state_filter is not None:
             queues = [q for q in queues if q.pb.state == state_filter]
         size = _page_size(request.page_size, rules.LIST_QUEUES_MAX_PAGE)
-        start = _decode_token(request.page_token)
         response = _PB_LIST_QUEUES()
-        for queue in queues[start : start + size]:
+        for queue in queues[:size]:
             response.queues.add().CopyFrom(queue.pb)
-        if start + size < len(queues):
-            response.next_page_token = _encode_token(start + size)
+        if size < len(queues):
+            response.next_page_token = _encode_name_token(queues[size - 1].name)
         return response
 
     def get_queue(self, request: Any) -> Any:
@@ -191,7 +204,7 @@ class Engine:
         check_queue_in_parent(queue.name, request.parent)
         rules.check_queue_config(queue)
         if queue.name in self.state.queues:
-            raise core.AlreadyExists(TASK_EXISTS)
+            raise core.AlreadyExists(QUEUE_EXISTS)
         return self._new_queue(queue)
 
     def _new_queue(self, queue: Any) -> Any:
@@ -238,7 +251,7 @@ class Engine:
         return _copy(stored)
 
     def delete_queue(self, request: Any) -> None:
-        record = self._queue(request.name)
+        record = self._queue(request.name, NOT_FOUND)
         for task in record.tasks.values():
             task.alive = False
         del self.state.queues[request.name]
@@ -317,8 +330,11 @@ class Engine:
         stored.CopyFrom(task)
         stored.name = task_path(queue.name, task_id)
         _normalise_headers(stored.http_request.headers)
-        set_seconds(stored.create_time, now)
-        if not stored.HasField("schedule_time"):
+        # "create_time will be truncated to the nearest second" (Task, v2 reference): whole seconds.
+        stored.create_time.seconds, stored.create_time.nanos = math.floor(now), 0
+        # "If schedule_time is not set or is in the past then Cloud Tasks will set it to the current time"
+        # (CreateTaskRequest.task): the stored time, the answer and X-CloudTasks-TaskETA all say now.
+        if not stored.HasField("schedule_time") or to_seconds(stored.schedule_time) < now:
             set_seconds(stored.schedule_time, now)
         seq = next(self.state.counter)
         record = TaskRecord(stored, queue, task_id, seq)
@@ -407,10 +423,7 @@ class Engine:
         record = self._task(request.name)
         if record.in_flight:
             raise core.FailedPrecondition(TASK_IN_FLIGHT)
-        record.forced = True
-        record.reschedule(self.clock.now(), next(self.state.counter))
-        self.state.forced.append(record)
-        self.state.changed()
+        self.scheduler.start_now(record)
         return _view(record.pb, request.response_view)
 
     def buffer_task(self, request: BufferTaskRequest) -> Any:
@@ -533,6 +546,20 @@ def _decode_token(token: str) -> int:
         return 0
     try:
         return int(base64.urlsafe_b64decode(token.encode()).decode())
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("page_token", token, "is not a token this server gave out") from None
+
+
+def _encode_name_token(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).decode()
+
+
+def _decode_name_token(token: str) -> str | None:
+    """The queue name a ListQueues page token carries (the last one of the page before)."""
+    if not token:
+        return None
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
     except (ValueError, UnicodeDecodeError):
         raise ValidationError("page_token", token, "is not a token this server gave out") from None
 

@@ -7,6 +7,7 @@ reports with :meth:`Scheduler.finish`; :meth:`Scheduler.next_due` says when to l
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import logging
@@ -51,6 +52,8 @@ class Scheduler:
         self._wakeups: list[tuple[float, int, QueueRecord]] = []
         self._tie = itertools.count()
         self._failed_names: set[str] = set()  # tasks whose start failed, logged once each
+        self._started: collections.deque[AttemptRequest] = collections.deque()
+        """Attempts RunTask started, waiting for a driver to send them."""
         state.wake = self.wake
 
     def wake(self, queue: QueueRecord) -> None:
@@ -75,17 +78,28 @@ class Scheduler:
             heapq.heappop(wakeups)
         return None
 
+    def start_now(self, record: TaskRecord) -> None:
+        """Start an attempt of ``record`` at once, whatever its queue's state and limits (RunTask).
+
+        Started here rather than at the next :meth:`take_due`, so RunTask can answer with the task as
+        dispatched (``dispatch_count`` counting this attempt), as its reference describes; the attempt
+        is handed to the driver by the next :meth:`take_due`.
+        """
+        now = self.clock.now()
+        record.forced = True
+        record.reschedule(now, next(self._state.counter))
+        self._start(record, now, forced=True, into=self._started)
+        self._state.changed()
+
     def take_due(self, limit: int | None = None) -> list[AttemptRequest]:
         """Start the attempts that are due now, within each queue's rate and concurrency limits.
 
-        RunTask'd tasks go first and ignore both limits and the paused state.
+        Attempts RunTask started go first (they ignore both limits and the paused state).
         """
         now = self.clock.now()
         out: list[AttemptRequest] = []
-        while self._state.forced and (limit is None or len(out) < limit):
-            record = self._state.forced.popleft()
-            if record.alive and record.forced and not record.in_flight:
-                self._start(record, now, forced=True, into=out)
+        while self._started and (limit is None or len(out) < limit):
+            out.append(self._started.popleft())
         while limit is None or len(out) < limit:
             entry = self._next_wakeup()
             if entry is None or entry[0] > now:
@@ -106,20 +120,25 @@ class Scheduler:
 
     def next_due(self) -> float | None:
         """When :meth:`take_due` may next return something (None: nothing until a call or a finish)."""
-        forced = self._state.forced
-        while forced and not (forced[0].alive and forced[0].forced and not forced[0].in_flight):
-            forced.popleft()  # gone or already running: take_due would skip it too
-        if forced:
+        if self._started:
             return self.clock.now()
         entry = self._next_wakeup()
         return None if entry is None else entry[0]
 
     def dispatchable(self) -> int:
         """Tasks that will be dispatched without anyone acting: in RUNNING queues, or RunTask'd."""
-        forced = sum(1 for r in self._state.forced if r.alive)
-        return forced + sum(len(q.tasks) for q in self._state.queues.values() if q.pb.state == RUNNING)
+        return len(self._started) + sum(
+            len(q.tasks) for q in self._state.queues.values() if q.pb.state == RUNNING
+        )
 
-    def _start(self, record: TaskRecord, now: float, *, forced: bool, into: list[AttemptRequest]) -> None:
+    def _start(
+        self,
+        record: TaskRecord,
+        now: float,
+        *,
+        forced: bool,
+        into: list[AttemptRequest] | collections.deque[AttemptRequest],
+    ) -> None:
         """Start an attempt of ``record`` and add it to ``into``. Should building its request fail (a bug,
         or a task no check foresaw), the attempt is marked ``failed`` (the drivers record it as failed
         without sending anything) and the task is retried by its rules: one task never stops the others."""
@@ -147,7 +166,7 @@ class Scheduler:
             method=method,
             url=url,
             headers=headers,
-            body=bytes(task.http_request.body),
+            body=attempts.effective_body(task, queue.pb),
             deadline=deadline,
             retry_count=retry_count,
             schedule_time=record.eta,
@@ -214,7 +233,7 @@ class Scheduler:
             return
         if result.status is not None and result.status < 500:
             record.executions += 1
-        record.previous_response = result.status
+        record.previous_response = result.previous_response()
         record.retry_reason = result.retry_reason()
         max_attempts, max_duration, min_backoff, max_backoff, doublings = effective_retry(task, queue.pb)
         first = record.first_attempt_time if record.first_attempt_time is not None else now

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import bisect
-import collections
 import heapq
 import itertools
 from collections.abc import Callable, Iterator
@@ -200,7 +199,7 @@ def _no_wake(queue: QueueRecord) -> None:
 
 
 class ServiceState:
-    """What the service holds: queues (with their tasks), name tombstones, RunTask'd tasks waiting to go.
+    """What the service holds: queues (with their tasks), and name tombstones.
 
     Shared by :class:`~cloudtasks_kit.engine.engine.Engine` (the RPCs) and
     :class:`~cloudtasks_kit.engine.scheduler.Scheduler` (dispatch); neither reaches into the other.
@@ -211,7 +210,6 @@ class ServiceState:
         self.queues: dict[str, QueueRecord] = {}
         self.task_tombstones: dict[str, float] = {}
         self.queue_tombstones: dict[str, float] = {}
-        self.forced: collections.deque[TaskRecord] = collections.deque()
         self.counter = itertools.count(1)
         self.task_tombstone_window = 3600.0
         self.on_change: Callable[[], None] | None = None
