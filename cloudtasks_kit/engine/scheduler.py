@@ -110,6 +110,7 @@ class Scheduler:
             authorization=self._authorization(task, queue.pb, url),
         )
         deadline = to_seconds(task.dispatch_deadline) if task.HasField("dispatch_deadline") else None
+        self._state.journal.task_started(record)
         return AttemptRequest(
             task_name=task.name,
             queue_name=queue.name,
@@ -181,4 +182,5 @@ class Scheduler:
         base = attempt.dispatch_time if attempt.forced else now
         record.forced = False
         record.reschedule(base + delay, next(self._state.counter))
+        self._state.journal.task_finished(record)
         self._state.changed()

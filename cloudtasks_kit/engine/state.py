@@ -12,6 +12,7 @@ from typing import Any
 from google.cloud import tasks_v2
 
 from .._convert import set_seconds, to_seconds
+from .journal import NO_JOURNAL, Journal
 from .scheduling import TokenBucket, burst_size_for
 
 PB_QUEUE = tasks_v2.Queue.pb()
@@ -172,6 +173,8 @@ class ServiceState:
         self.task_tombstone_window = 3600.0
         self.on_change: Callable[[], None] | None = None
         """Called when something may have become due sooner (a new task, a resumed queue)."""
+        self.journal: Journal = NO_JOURNAL
+        """Hears every change, for a store to keep (see :mod:`cloudtasks_kit.engine.journal`)."""
 
     def changed(self) -> None:
         if self.on_change is not None:
@@ -199,3 +202,4 @@ class ServiceState:
         record.alive = False
         del record.queue.tasks[record.id]
         self.bury(self.task_tombstones, record.pb.name, self.task_tombstone_window)
+        self.journal.task_deleted(record, self.task_tombstones[record.pb.name])
