@@ -36,19 +36,46 @@ class RealtimeDriver:
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
+        self._taking = True
+        self._stopped = False
         engine.on_change = self._wake.set
 
+    @property
+    def in_flight(self) -> int:
+        """Attempts being sent now."""
+        return len(self._running)
+
+    async def drain(self, grace: float) -> int:
+        """Start no more attempts, wait up to ``grace`` seconds for the running ones, then end :meth:`run`.
+
+        Returns how many were still running: :meth:`run` abandons them as it ends (unfinished, their
+        tasks are due again).
+        """
+        self._taking = False
+        running = set(self._running)
+        if running and grace > 0:
+            await asyncio.wait(running, timeout=grace)
+        left = sum(1 for task in self._running if not task.done())
+        # Ended by a flag, not by cancelling: asyncio.wait_for (before 3.12) may swallow a cancellation
+        # that arrives as the event it waits on is set.
+        self._stopped = True
+        self._wake.set()
+        return left
+
     async def run(self) -> None:
-        """Deliver until cancelled."""
+        """Deliver until cancelled or drained (:meth:`drain`)."""
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         try:
-            while True:
-                for attempt in self.scheduler.take_due():
-                    task = asyncio.create_task(self._send(attempt))
-                    self._running.add(task)
-                    task.add_done_callback(self._running.discard)
-                when = self.scheduler.next_due()
+            while not self._stopped:
+                when = None
+                if self._taking:
+                    for attempt in self.scheduler.take_due():
+                        task = asyncio.create_task(self._send(attempt))
+                        self._running.add(task)
+                        task.add_done_callback(self._running.discard)
+                    self.engine.journal.commit()  # the started attempts' counts, before they are sent
+                    when = self.scheduler.next_due()
                 timeout = None if when is None else max(0.0, when - self.engine.clock.now())
                 self._wake.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -84,6 +111,7 @@ class RealtimeDriver:
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             result = AttemptResult(None, error=f"UNREACHABLE: {type(exc).__name__}: {exc}")
         self.scheduler.finish(attempt, result)
+        self.engine.journal.commit()
         self._wake.set()
         elapsed_ms = (time.monotonic() - started) * 1000
         log.info(
