@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_bulk
 import bench_create
 import bench_delivery
+import bench_durability
 import bench_fake
 import bench_import
 
@@ -31,6 +32,7 @@ SUITES = {
     "delivery": bench_delivery,
     "bulk": bench_bulk,
     "import": bench_import,
+    "durability": bench_durability,
 }
 
 
