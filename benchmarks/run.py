@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_bulk
 import bench_create
 import bench_delivery
+import bench_durability
 import bench_fake
 import bench_import
 import bench_scale
@@ -33,6 +34,7 @@ SUITES = {
     "bulk": bench_bulk,
     "import": bench_import,
     "scale": bench_scale,
+    "durability": bench_durability,
 }
 
 

@@ -146,7 +146,7 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
     ("text", "seconds"), [("90", 90), ("90s", 90), ("5m", 300), ("1h", 3600), ("3d", 259200), ("0.5", 0.5)]
 )
 def test_tombstone_windows_take_durations(text: str, seconds: float) -> None:
-    from cloudtasks_kit.cli import _duration
+    from cloudtasks_kit.emulator_cli import _duration
 
     assert _duration(text).total_seconds() == seconds
 

@@ -37,20 +37,47 @@ class RealtimeDriver:
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
+        self._taking = True
+        self._stopped = False
         engine.on_change = self._wake.set
 
+    @property
+    def in_flight(self) -> int:
+        """Attempts being sent now."""
+        return len(self._running)
+
+    async def drain(self, grace: float) -> int:
+        """Start no more attempts, wait up to ``grace`` seconds for the running ones, then end :meth:`run`.
+
+        Returns how many were still running: :meth:`run` abandons them as it ends (unfinished, their
+        tasks are due again).
+        """
+        self._taking = False
+        running = set(self._running)
+        if running and grace > 0:
+            await asyncio.wait(running, timeout=grace)
+        left = sum(1 for task in self._running if not task.done())
+        # Ended by a flag, not by cancelling: asyncio.wait_for (before 3.12) may swallow a cancellation
+        # that arrives as the event it waits on is set.
+        self._stopped = True
+        self._wake.set()
+        return left
+
     async def run(self) -> None:
-        """Deliver until cancelled."""
+        """Deliver until cancelled or drained (:meth:`drain`)."""
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         try:
-            while True:
+            while not self._stopped:
+                when = None
                 try:
-                    for attempt in self.scheduler.take_due():
-                        task = asyncio.create_task(self._send(attempt))
-                        self._running.add(task)
-                        task.add_done_callback(self._running.discard)
-                    when = self.scheduler.next_due()
+                    if self._taking:
+                        for attempt in self.scheduler.take_due():
+                            task = asyncio.create_task(self._send(attempt))
+                            self._running.add(task)
+                            task.add_done_callback(self._running.discard)
+                        self.engine.journal.commit()  # the started attempts' counts, before they are sent
+                        when = self.scheduler.next_due()
                 except Exception:  # a bug must not stop every queue's delivery: log it, look again soon
                     log.exception("the delivery loop failed; retrying in %.1f s", _LOOP_RETRY)
                     when = self.engine.clock.now() + _LOOP_RETRY
@@ -77,6 +104,7 @@ class RealtimeDriver:
             result = AttemptResult(None, error=f"INTERNAL: {type(exc).__name__}")
         try:
             self.scheduler.finish(attempt, result)
+            self.engine.journal.commit()
         except Exception:
             log.exception(
                 "recording the attempt of task %s (queue %s) failed", attempt.task_name, attempt.queue_name

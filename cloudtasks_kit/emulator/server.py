@@ -16,7 +16,8 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import rules
@@ -25,11 +26,15 @@ from ..engine.attempts import AttemptRecord
 from ..engine.clock import SystemClock
 from ..engine.engine import Engine
 from ..engine.faults import Faults
+from ..engine.journal import NO_JOURNAL
 from ..engine.tokens import TokenSigner
 
 if TYPE_CHECKING:
     from ..aio import AsyncCloudTasks
     from ..client import CloudTasks
+    from ..drivers.realtime import RealtimeDriver
+    from .declared import QueueDeclaration
+    from .persistence import SqliteJournal
 
 __all__ = ["Emulator"]
 
@@ -47,6 +52,12 @@ class Emulator:
         signer: the key that signs OIDC tokens (a new one by default).
         seed: seeds generated task ids.
         history: how many attempts :attr:`attempts` keeps (None: every one).
+        data_dir: keep queues, tasks and tombstones in this directory (made if missing) and start from
+            what it holds: a restart, even a killed process, loses no acknowledged change. None: in
+            memory only.
+        queues: queues to have from the start (see :mod:`cloudtasks_kit.emulator.declared`): created if
+            missing, given their declared settings if they have any.
+        auto_create_queues: create a missing queue on the first task created in it (the service does not).
     """
 
     def __init__(
@@ -59,10 +70,38 @@ class Emulator:
         signer: TokenSigner | None = None,
         seed: int | None = None,
         history: int | None = DEFAULT_HISTORY_SIZE,
+        data_dir: str | Path | None = None,
+        queues: Iterable[QueueDeclaration] = (),
+        auto_create_queues: bool = False,
     ) -> None:
         self.host = host
         self._ports = (port, rest_port)
-        self.engine = Engine(SystemClock(), limits=limits, signer=signer or TokenSigner(), seed=seed)
+        self.engine = Engine(
+            SystemClock(),
+            limits=limits,
+            signer=signer or TokenSigner(),
+            seed=seed,
+            auto_create_queues=auto_create_queues,
+        )
+        self.data_dir = None if data_dir is None else Path(data_dir)
+        self._store: SqliteJournal | None = None
+        self.restored = (0, 0)
+        """How many queues and tasks came back from the data directory."""
+        if self.data_dir is not None:
+            from .persistence import open_data_dir
+
+            self._store, *counts = open_data_dir(self.engine, self.data_dir)
+            self.restored = (counts[0], counts[1])
+        self.declared: list[tuple[str, str]] = []
+        """The declared queues and what starting did to each (created, updated or kept)."""
+        if queues:
+            from .declared import declare_queues
+
+            try:
+                self.declared = declare_queues(self.engine, queues)
+            except BaseException:
+                self.close()
+                raise
         self.faults: Faults = self.engine.faults
         self.port = 0
         self.rest_port = 0
@@ -70,7 +109,23 @@ class Emulator:
         """The attempts made, oldest first (the last ``history`` of them)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._stop: Callable[[], Any] | None = None
+        self._stop: Callable[[float], Any] | None = None
+        self._driver: RealtimeDriver | None = None
+
+    @property
+    def state_description(self) -> str:
+        """Where the state is kept, for the start-up line."""
+        if self._store is None:
+            return "in memory (pass --data-dir to keep it across restarts)"
+        queues, tasks = self.restored
+        return f"{self._store.path} ({queues} queues and {tasks} tasks restored)"
+
+    def close(self) -> None:
+        """Close the data directory's database (after :meth:`stop`; stopping does it too)."""
+        if self._store is not None:
+            self.engine.journal = NO_JOURNAL  # the engine stays usable (in memory) once the store is shut
+            self._store.close()
+            self._store = None
 
     # Addresses.
 
@@ -118,20 +173,36 @@ class Emulator:
         await site.start()
         self.rest_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         driver = RealtimeDriver(self.engine, on_attempt=self.attempts.append)
+        self._driver = driver
         delivering = asyncio.create_task(driver.run())
 
-        async def stop() -> None:
-            delivering.cancel()
-            await asyncio.gather(delivering, return_exceptions=True)
+        async def stop(grace: float) -> None:
+            # Stop accepting calls first, then let running attempts finish within the grace period:
+            # an attempt cut short is not finished, so its task is simply due again at the next start.
             await runner.cleanup()
-            await grpc_server.stop(grace=0.5)
+            await grpc_server.stop(grace=min(grace, 0.5))
+            await driver.drain(grace)
+            try:
+                await asyncio.wait_for(asyncio.shield(delivering), 5)
+            except asyncio.TimeoutError:
+                delivering.cancel()
+            await asyncio.gather(delivering, return_exceptions=True)
+            self.close()
 
         self._stop = stop
 
-    async def stop_async(self) -> None:
+    async def stop_async(self, grace: float = 0.0) -> None:
+        """Stop serving; attempts still running after ``grace`` seconds are abandoned (due again later)."""
         if self._stop is not None:
             stop, self._stop = self._stop, None
-            await stop()
+            await stop(grace)
+        else:
+            self.close()
+
+    @property
+    def in_flight(self) -> int:
+        """Attempts being delivered right now."""
+        return 0 if self._driver is None else self._driver.in_flight
 
     @property
     def deliveries(self) -> History:
@@ -177,6 +248,7 @@ class Emulator:
     def stop(self) -> None:
         """Stop the servers and delivery, and the background thread."""
         if self._thread is None or self._loop is None:
+            self.close()
             return
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)

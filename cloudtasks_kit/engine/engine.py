@@ -41,6 +41,7 @@ from . import attempts
 from .admin import OPERATION_RETENTION, Admin
 from .clock import Clock, SystemClock
 from .faults import Faults
+from .journal import Journal
 from .messages import (
     NO_ROUTING,
     NOT_FOUND,
@@ -82,6 +83,8 @@ _VIEWS = frozenset({tasks_v2.Task.View.VIEW_UNSPECIFIED, _BASIC, _FULL})
 _SUCCEEDED = tasks_v2.BatchCreateTasksMetadata.State.SUCCEEDED
 _PARTIALLY_SUCCEEDED = tasks_v2.BatchCreateTasksMetadata.State.PARTIALLY_SUCCEEDED
 _OPERATION_RETENTION = OPERATION_RETENTION
+# The calls that make a missing queue when ``auto_create_queues`` is set (as the fake always has).
+_AUTO_CREATES = frozenset({"create_task", "batch_create_tasks"})
 
 
 class Engine:
@@ -92,6 +95,8 @@ class Engine:
         limits: the configurable limits and tombstone windows.
         signer: signs OIDC tokens; by default one key per process, made on first use.
         seed: seeds generated task ids, for repeatable tests.
+        auto_create_queues: create a missing queue, with default settings, on the first task created
+            in it (the service answers NOT_FOUND; a convenience for tests and local development).
     """
 
     def __init__(
@@ -101,8 +106,10 @@ class Engine:
         limits: rules.Limits = rules.DEFAULT_LIMITS,
         signer: TokenSigner | None = None,
         seed: int | None = None,
+        auto_create_queues: bool = False,
     ) -> None:
         self.clock = clock or SystemClock()
+        self.auto_create_queues = auto_create_queues
         self.limits = limits
         self._signer = signer
         self.faults = Faults()
@@ -125,7 +132,18 @@ class Engine:
         Faults planned for ``name`` apply; the kit's rule violations are answered INVALID_ARGUMENT with the
         same message, as the service does.
         """
-        return self.faults.around(name, self._answer, name, request)
+        try:
+            if self.auto_create_queues and name in _AUTO_CREATES:
+                self._ensure_queue(request.parent)
+            return self.faults.around(name, self._answer, name, request)
+        finally:
+            self.state.journal.commit()  # durable before the caller hears the answer
+
+    def _ensure_queue(self, name: str) -> None:
+        if name and name not in self.state.queues and location_of_queue(name):
+            request = tasks_v2.CreateQueueRequest.pb()(parent=location_of_queue(name))
+            request.queue.name = name
+            self.create_queue(request)
 
     def _answer(self, name: str, request: Any) -> Any:
         try:
@@ -138,6 +156,15 @@ class Engine:
         if self._signer is None:
             self._signer = default_signer()
         return self._signer
+
+    @property
+    def journal(self) -> Journal:
+        """Hears every change of the state (:mod:`~cloudtasks_kit.engine.journal`); keeps nothing by default."""
+        return self.state.journal
+
+    @journal.setter
+    def journal(self, journal: Journal) -> None:
+        self.state.journal = journal
 
     @property
     def on_change(self) -> Callable[[], None] | None:
@@ -216,7 +243,9 @@ class Engine:
             if queue.HasField(field):
                 getattr(stored, field).CopyFrom(getattr(queue, field))
         fill_queue_defaults(stored)
-        self.state.queues[stored.name] = QueueRecord(stored, self.clock.now())
+        record = QueueRecord(stored, self.clock.now())
+        self.state.queues[stored.name] = record
+        self.state.journal.queue_created(record)
         return _copy(stored)
 
     def update_queue(self, request: Any) -> Any:
@@ -247,6 +276,7 @@ class Engine:
         stored.CopyFrom(updated)
         stored.rate_limits.max_burst_size = burst_size_for(stored.rate_limits.max_dispatches_per_second)
         record.config_changed(self.clock.now())
+        self.state.journal.queue_changed(record)
         self.state.changed(record)
         return _copy(stored)
 
@@ -258,6 +288,7 @@ class Engine:
         self.state.bury(
             self.state.queue_tombstones, request.name, self.limits.queue_tombstone.total_seconds()
         )
+        self.state.journal.queue_deleted(request.name, self.state.queue_tombstones[request.name])
 
     def purge_queue(self, request: Any) -> Any:
         record = self._queue(request.name)
@@ -265,8 +296,10 @@ class Engine:
         for task in record.tasks.values():
             task.alive = False
             self.state.bury(self.state.task_tombstones, task.pb.name, window)
+            self.state.journal.task_deleted(task, self.state.task_tombstones[task.pb.name])
         record.clear()
         set_seconds(record.pb.purge_time, self.clock.now())
+        self.state.journal.queue_changed(record)
         return _copy(record.pb)
 
     def pause_queue(self, request: Any) -> Any:
@@ -278,12 +311,16 @@ class Engine:
     def _set_state(self, name: str, state: int) -> Any:
         record = self._queue(name)
         record.pb.state = state
+        self.state.journal.queue_changed(record)
         self.state.changed(record)
         return _copy(record.pb)
 
     def disable_queue(self, name: str) -> None:
         """Put a queue in the DISABLED state (the API cannot; a queue.yaml upload does). Tasks stay."""
-        self._queue(name).pb.state = DISABLED
+        record = self._queue(name)
+        record.pb.state = DISABLED
+        self.state.journal.queue_changed(record)
+        self.state.journal.commit()
 
     # Tasks.
 
@@ -339,6 +376,7 @@ class Engine:
         seq = next(self.state.counter)
         record = TaskRecord(stored, queue, task_id, seq)
         queue.add(record)
+        self.state.journal.task_created(record)
         return record
 
     def _new_task_id(self, queue: QueueRecord) -> str:

@@ -54,6 +54,8 @@ class Scheduler:
         self._failed_names: set[str] = set()  # tasks whose start failed, logged once each
         self._started: collections.deque[AttemptRequest] = collections.deque()
         """Attempts RunTask started, waiting for a driver to send them."""
+        self._rerun: collections.deque[TaskRecord] = collections.deque()
+        """RunTask'd tasks restored from a store, to start at the next :meth:`take_due`."""
         state.wake = self.wake
 
     def wake(self, queue: QueueRecord) -> None:
@@ -91,6 +93,12 @@ class Scheduler:
         self._start(record, now, forced=True, into=self._started)
         self._state.changed()
 
+    def rerun(self, record: TaskRecord) -> None:
+        """Start ``record`` at the next :meth:`take_due`, whatever its queue's state and limits: a RunTask'd
+        task whose attempt a restart cut off (restored as it was; the attempt starts when a driver asks)."""
+        record.forced = True
+        self._rerun.append(record)
+
     def take_due(self, limit: int | None = None) -> list[AttemptRequest]:
         """Start the attempts that are due now, within each queue's rate and concurrency limits.
 
@@ -100,6 +108,10 @@ class Scheduler:
         out: list[AttemptRequest] = []
         while self._started and (limit is None or len(out) < limit):
             out.append(self._started.popleft())
+        while self._rerun and (limit is None or len(out) < limit):
+            record = self._rerun.popleft()
+            if record.alive and not record.in_flight:
+                self._start(record, now, forced=True, into=out)
         while limit is None or len(out) < limit:
             entry = self._next_wakeup()
             if entry is None or entry[0] > now:
@@ -120,15 +132,17 @@ class Scheduler:
 
     def next_due(self) -> float | None:
         """When :meth:`take_due` may next return something (None: nothing until a call or a finish)."""
-        if self._started:
+        if self._started or self._rerun:
             return self.clock.now()
         entry = self._next_wakeup()
         return None if entry is None else entry[0]
 
     def dispatchable(self) -> int:
         """Tasks that will be dispatched without anyone acting: in RUNNING queues, or RunTask'd."""
-        return len(self._started) + sum(
-            len(q.tasks) for q in self._state.queues.values() if q.pb.state == RUNNING
+        return (
+            len(self._started)
+            + len(self._rerun)
+            + sum(len(q.tasks) for q in self._state.queues.values() if q.pb.state == RUNNING)
         )
 
     def _start(
@@ -158,6 +172,7 @@ class Scheduler:
         set_seconds(task.last_attempt.dispatch_time, now)
         record.in_flight = True
         queue.in_flight += 1
+        self._state.journal.task_started(record)
         fallback: tuple[str, str, dict[str, str], float] = ("POST", str(task.http_request.url), {}, 0.0)
         method, url, headers, deadline = fallback if isinstance(request, Exception) else request
         attempt = AttemptRequest(
@@ -257,4 +272,5 @@ class Scheduler:
         record.forced = False
         # A task's schedule time is a Timestamp, which ends with the year 9999.
         record.reschedule(min(base + delay, _LAST_TIMESTAMP), next(self._state.counter))
+        self._state.journal.task_finished(record)
         self._state.changed(queue)

@@ -12,6 +12,7 @@ from typing import Any
 from google.cloud import tasks_v2
 
 from .._convert import set_seconds, to_seconds
+from .journal import NO_JOURNAL, Journal
 from .scheduling import TokenBucket, burst_size_for
 
 PB_QUEUE = tasks_v2.Queue.pb()
@@ -216,6 +217,8 @@ class ServiceState:
         """Called when something may have become due sooner (a new task, a resumed queue)."""
         self.wake: Callable[[QueueRecord], None] = _no_wake
         """Called with a queue whose next due moment may have moved (the scheduler's hook)."""
+        self.journal: Journal = NO_JOURNAL
+        """Hears every change, for a store to keep (see :mod:`cloudtasks_kit.engine.journal`)."""
 
     def changed(self, queue: QueueRecord | None = None) -> None:
         """Something changed that may make a task due sooner: in ``queue``, or in the RunTask line."""
@@ -252,3 +255,4 @@ class ServiceState:
         record.alive = False
         record.queue.remove(record)
         self.bury(self.task_tombstones, record.pb.name, self.task_tombstone_window)
+        self.journal.task_deleted(record, self.task_tombstones[record.pb.name])

@@ -30,7 +30,7 @@ from ..engine.clock import ManualClock
 from ..engine.engine import Engine
 from ..engine.faults import Faults
 from ..engine.tokens import TokenSigner
-from ..names import location_of_queue, short_id
+from ..names import short_id
 from ..queues import Queue
 from ..tasks import Task
 from .base import Transport
@@ -47,7 +47,6 @@ _TARGET_TYPES = (WSGITarget, ASGITarget, CallableTarget, HTTPTarget)
 
 ReqT = TypeVar("ReqT")
 RespT = TypeVar("RespT")
-_CREATES = frozenset({"create_task", "batch_create_tasks"})
 
 
 class FakeTransport(Transport):
@@ -76,9 +75,10 @@ class FakeTransport(Transport):
         history: int | None = DEFAULT_HISTORY_SIZE,
     ) -> None:
         self.clock = clock or ManualClock()
-        self.engine = Engine(self.clock, limits=limits, signer=signer, seed=seed)
+        self.engine = Engine(
+            self.clock, limits=limits, signer=signer, seed=seed, auto_create_queues=auto_create_queues
+        )
         self.faults: Faults = self.engine.faults
-        self.auto_create_queues = auto_create_queues
         self._routes: list[tuple[str, Target]] = []
         self._lock = threading.RLock()
         self.driver = VirtualDriver(self.engine, self.clock, self._route, self._lock)
@@ -113,15 +113,16 @@ class FakeTransport(Transport):
     def call(self, rpc: Rpc[ReqT, RespT], request: ReqT) -> RespT:
         raw = rpc.encode(request)
         with self._lock:  # the engine is not thread-safe; bulk creates call from several threads
-            if self.auto_create_queues and rpc.name in _CREATES:
-                self._ensure_queue(raw.parent)
             return rpc.decode(self.engine.call(rpc.name, raw))
 
-    def _ensure_queue(self, name: str) -> None:
-        if name and name not in self.engine.queue_names() and location_of_queue(name):
-            request = tasks_v2.CreateQueueRequest.pb()(parent=location_of_queue(name))
-            request.queue.name = name
-            self.engine.create_queue(request)
+    @property
+    def auto_create_queues(self) -> bool:
+        """Whether a missing queue is created on its first task (the engine's setting)."""
+        return self.engine.auto_create_queues
+
+    @auto_create_queues.setter
+    def auto_create_queues(self, value: bool) -> None:
+        self.engine.auto_create_queues = value
 
     # Delivery on virtual time.
 

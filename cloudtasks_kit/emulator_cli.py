@@ -1,0 +1,238 @@
+"""``cloudtasks-kit emulator``: the local emulator as a command you can leave running all day.
+
+It keeps its state in a data directory if given one (``--data-dir``), has the declared queues ready at
+start (``--queue``, ``--config``), and on SIGTERM or Ctrl-C stops accepting calls, lets running
+deliveries finish for up to ``--grace`` seconds, and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from . import rules
+
+__all__ = ["add_emulator_command", "run_emulator"]
+
+_EPILOG = """\
+state:
+  Without --data-dir everything is in memory and gone when the emulator stops. With it, queues, tasks
+  (with their retry counts) and recently used names are kept in DIR/cloudtasks.sqlite3; each change is
+  committed before the call that made it answers, so a restart, even after kill -9, loses nothing that
+  was acknowledged. A delivery cut off by the stop is simply due again.
+
+declared queues:
+  --queue emails --queue projects/p/locations/europe-west1/queues/reports
+  --config emulator.toml, for example:
+
+    project = "local-project"
+    location = "us-central1"
+
+    [queues.emails]
+    rate_limits = { max_dispatches_per_second = 5, max_concurrent_dispatches = 2 }
+    retry_config = { max_attempts = 5, min_backoff = 1, max_backoff = 60 }
+
+    [queues.emails.http_target]
+    uri_override = { scheme = "http", host = "127.0.0.1", port = 8000, path = "/tasks/email" }
+
+  A declared queue is created if missing; one with settings gets exactly those settings at each start.
+  See docs/local-development.md.
+"""
+
+
+def add_emulator_command(commands: Any) -> None:
+    """Add ``emulator`` to the ``cloudtasks-kit`` subcommands."""
+    from .cli import port_number
+
+    parser = commands.add_parser(
+        "emulator",
+        help="run the local emulator (gRPC + REST, real HTTP delivery)",
+        description="Run Cloud Tasks locally: the gRPC and REST APIs, delivering tasks over real HTTP.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=port_number, default=8123, help="gRPC port (default 8123; 0 picks one)"
+    )
+    parser.add_argument(
+        "--rest-port", type=port_number, default=8124, help="REST port (default 8124; 0 picks one)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="do not log each delivery")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep queues, tasks and tombstones in DIR across restarts (default: in memory only)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, let running deliveries finish for this long (default 5)",
+    )
+    parser.add_argument(
+        "--queue",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="have this queue at start: a short id or projects/P/locations/L/queues/Q (repeatable)",
+    )
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="a TOML file of queues with their settings"
+    )
+    parser.add_argument(
+        "--project", help="the project of short queue ids (default: the config's, else local-project)"
+    )
+    parser.add_argument(
+        "--location", help="the location of short queue ids (default: the config's, else us-central1)"
+    )
+    parser.add_argument(
+        "--auto-create-queues",
+        action="store_true",
+        default=None,
+        help="create a missing queue on the first task created in it (the service never does)",
+    )
+    # The windows the service keeps names taken; faithful by default, shorter to try reuse locally.
+    parser.add_argument(
+        "--task-tombstone",
+        type=_duration,
+        default=rules.DEFAULT_LIMITS.task_tombstone,
+        metavar="DURATION",
+        help="how long a deleted or finished task's id stays taken (default 1h; e.g. 90s, 5m)",
+    )
+    parser.add_argument(
+        "--queue-tombstone",
+        type=_duration,
+        default=rules.DEFAULT_LIMITS.queue_tombstone,
+        metavar="DURATION",
+        help="how long a deleted queue's name cannot be reused (default 3d; e.g. 10s, 2h)",
+    )
+    parser.set_defaults(run=run_emulator)
+
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> timedelta:
+    """``90``, ``90s``, ``5m``, ``1h`` or ``3d``: a non-negative duration."""
+    number, unit = text.strip(), ""
+    if number[-1:].lower() in _UNITS:
+        number, unit = number[:-1], number[-1].lower()
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (a number of seconds, or with a unit: 90s, 5m, 1h, 3d)"
+        )
+    return timedelta(seconds=value * _UNITS[unit])
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} is out of range (0 to 3600 seconds)")
+    return value
+
+
+def run_emulator(args: argparse.Namespace) -> int:
+    """Run the emulator until SIGTERM or SIGINT; returns the exit status."""
+    from .cli import EXIT_FAILED, EXIT_USAGE, fail, missing_emulator_extra, taken_port
+
+    problem = missing_emulator_extra()
+    if problem:
+        return fail("emulator", problem, EXIT_USAGE)
+    from .emulator import Emulator
+    from .emulator.declared import (
+        DEFAULT_LOCATION,
+        DEFAULT_PROJECT,
+        ConfigError,
+        EmulatorConfig,
+        load_config,
+        merge,
+        parse_config,
+    )
+    from .emulator.persistence import DataDirError
+
+    try:
+        config = EmulatorConfig()
+        if args.config is not None:
+            data = load_config(args.config)
+            config = parse_config(data, source=str(args.config), project=args.project, location=args.location)
+        project = args.project or config.project or DEFAULT_PROJECT
+        location = args.location or config.location or DEFAULT_LOCATION
+        declared = merge(args.queue, config, project=project, location=location)
+    except ConfigError as exc:
+        return fail("emulator", str(exc), EXIT_USAGE)
+    auto_create = bool(args.auto_create_queues or config.auto_create_queues)
+
+    # Checked before starting: the servers report a taken port as a RuntimeError (gRPC) or OSError
+    # (aiohttp) from deep inside, and a half-started emulator then complains again at exit.
+    taken = taken_port(args.host, (args.port, args.rest_port))
+    if taken:
+        hint = "is another emulator running? Stop it, or pick free ports with --port and --rest-port (0: any)"
+        return fail("emulator", f"{taken}: {hint}", EXIT_FAILED)
+
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s"
+    )
+    log = logging.getLogger("cloudtasks_kit.emulator")
+    try:
+        emulator = Emulator(
+            host=args.host,
+            port=args.port,
+            rest_port=args.rest_port,
+            data_dir=args.data_dir,
+            limits=dataclasses.replace(
+                rules.DEFAULT_LIMITS, task_tombstone=args.task_tombstone, queue_tombstone=args.queue_tombstone
+            ),
+            queues=declared,
+            auto_create_queues=auto_create,
+        )
+    except DataDirError as exc:
+        return fail("emulator", str(exc), EXIT_FAILED)
+    except ConfigError as exc:
+        return fail("emulator", str(exc), EXIT_FAILED)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await emulator.start_async()
+        print(
+            f"cloudtasks-kit emulator ready: gRPC {emulator.grpc_address} REST {emulator.rest_url} "
+            f"(export CLOUDTASKS_EMULATOR_HOST={emulator.grpc_address} "
+            f"CLOUDTASKS_EMULATOR_REST_HOST={emulator.rest_address}); state: {emulator.state_description}",
+            flush=True,
+        )
+        for name, what in emulator.declared:
+            log.warning("queue %s %s", name, what)
+        if auto_create:
+            log.warning("queues are created on their first task (--auto-create-queues)")
+        await stop.wait()
+        running = emulator.in_flight
+        if running:
+            print(f"cloudtasks-kit emulator stopping: {running} deliveries running (up to {args.grace:g} s)")
+        await emulator.stop_async(grace=args.grace)
+
+    try:
+        asyncio.run(serve())
+    except (OSError, RuntimeError) as exc:
+        # A port taken between the check and the start (a race) lands here.
+        emulator.close()
+        return fail("emulator", f"could not start: {exc}", EXIT_FAILED)
+    print("cloudtasks-kit emulator stopped", flush=True)
+    return 0
