@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "Limits",
     "check_aware",
+    "check_built_task",
     "check_dispatch_deadline",
     "check_headers",
     "check_location_id",
@@ -209,6 +210,10 @@ def check_headers(
                 "X-Google-*, X-AppEngine-*), so a value given here would be dropped",
             )
         total += len(name) + len(value)
+    _check_header_total(total, limits)
+
+
+def _check_header_total(total: int, limits: Limits) -> None:
     if total >= limits.max_header_bytes:
         raise ValidationError(
             "headers", f"{total} bytes", f"must total under {limits.max_header_bytes} bytes"
@@ -246,6 +251,16 @@ def check_task_message(
     request = task.http_request
     if request.url or not queue_routes:
         check_url(request.url)
+    check_headers(request.headers.items(), strict=False, limits=limits)
+    check_built_task(task, now=now, limits=limits)
+
+
+def check_built_task(task: Any, *, now: float, limits: Limits = DEFAULT_LIMITS) -> None:
+    """What :func:`check_task_message` checks beyond a ``TaskSpec``'s own validation (URL, header names
+    and values): method and body, the headers' total against ``limits``, schedule window, deadline,
+    retry config and size. The builders run this alone."""
+    request = task.http_request
+    _check_header_total(sum(len(name) + len(value) for name, value in request.headers.items()), limits)
     method = METHOD_NAMES.get(request.http_method)
     if method is None:
         raise ValidationError("method", request.http_method, "is not a known HTTP method")
@@ -255,7 +270,6 @@ def check_task_message(
             method,
             f"cannot carry a body (the task has {len(request.body)} bytes); only POST, PUT and PATCH can",
         )
-    check_headers(request.headers.items(), strict=False, limits=limits)
     if task.HasField("schedule_time"):
         ahead = task.schedule_time.seconds + task.schedule_time.nanos / 1e9 - now
         if ahead > MAX_SCHEDULE_AHEAD.total_seconds():

@@ -240,7 +240,7 @@ def build_task(
         set_timedelta(msg.dispatch_deadline, spec.deadline)
     if spec.retry is not None:
         msg.retry_config.CopyFrom(spec.retry.to_pb())
-    rules.check_task_message(msg, queue_name=queue_name, now=now, limits=limits)
+    rules.check_built_task(msg, now=now, limits=limits)  # the spec checked its URL and headers
     return msg
 
 

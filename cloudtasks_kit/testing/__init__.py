@@ -1,18 +1,44 @@
-"""Testing with the fake: fixtures (via the pytest plugin), inspection and assertion helpers."""
+"""Testing with the fake: fixtures (via the pytest plugin), inspection and assertion helpers.
 
-from ..drivers.history import History
-from ..drivers.targets import ASGITarget, CallableTarget, HTTPTarget, TargetResponse, WSGITarget
-from ..drivers.virtual import NotIdleError
-from ..engine.attempts import AttemptRecord, AttemptRequest, AttemptResult
-from ..engine.clock import ManualClock
-from ..engine.faults import Faults
-from ..transports.fake import FakeTransport
-from .assertions import assert_delivered, assert_enqueued
+Names load on first use, so the pytest plugin (which lives in this package) costs nothing until a test
+asks for a fixture.
+"""
 
-Delivery = AttemptRecord
-"""The former name of :class:`AttemptRecord`."""
-Dispatch = AttemptRequest
-"""The former name of :class:`AttemptRequest`."""
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..drivers.history import History
+    from ..drivers.targets import ASGITarget, CallableTarget, HTTPTarget, TargetResponse, WSGITarget
+    from ..drivers.virtual import NotIdleError
+    from ..engine.attempts import AttemptRecord, AttemptRequest, AttemptResult
+    from ..engine.clock import ManualClock
+    from ..engine.faults import Faults
+    from ..transports.fake import FakeTransport
+    from .assertions import assert_delivered, assert_enqueued
+
+    Delivery = AttemptRecord
+    Dispatch = AttemptRequest
+
+_HOME = {
+    "ASGITarget": ("..drivers.targets", "ASGITarget"),
+    "AttemptRecord": ("..engine.attempts", "AttemptRecord"),
+    "AttemptRequest": ("..engine.attempts", "AttemptRequest"),
+    "AttemptResult": ("..engine.attempts", "AttemptResult"),
+    "CallableTarget": ("..drivers.targets", "CallableTarget"),
+    "Delivery": ("..engine.attempts", "AttemptRecord"),  # the former name of AttemptRecord
+    "Dispatch": ("..engine.attempts", "AttemptRequest"),  # the former name of AttemptRequest
+    "FakeTransport": ("..transports.fake", "FakeTransport"),
+    "Faults": ("..engine.faults", "Faults"),
+    "HTTPTarget": ("..drivers.targets", "HTTPTarget"),
+    "History": ("..drivers.history", "History"),
+    "ManualClock": ("..engine.clock", "ManualClock"),
+    "NotIdleError": ("..drivers.virtual", "NotIdleError"),
+    "TargetResponse": ("..drivers.targets", "TargetResponse"),
+    "WSGITarget": ("..drivers.targets", "WSGITarget"),
+    "assert_delivered": (".assertions", "assert_delivered"),
+    "assert_enqueued": (".assertions", "assert_enqueued"),
+}
 
 __all__ = [
     "ASGITarget",
@@ -33,3 +59,16 @@ __all__ = [
     "assert_delivered",
     "assert_enqueued",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home[0], __name__), home[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

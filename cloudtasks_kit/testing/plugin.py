@@ -9,16 +9,20 @@ Fixtures:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ..client import CloudTasks
-from ..transports.fake import FakeTransport
+if TYPE_CHECKING:  # imported in the fixtures: registering the plugin must cost every pytest run nothing
+    from ..client import CloudTasks
+    from ..transports.fake import FakeTransport
 
 
 @pytest.fixture
 def cloudtasks_fake() -> FakeTransport:
     """A fresh in-process Cloud Tasks for this test, on virtual time."""
+    from ..transports.fake import FakeTransport
+
     return FakeTransport()
 
 
