@@ -34,6 +34,7 @@ def close_to(actual: list[float], expected: list[float], backend: Harness) -> bo
     return all(abs(a - e) <= 0.04 + 0.15 * e for a, e in zip(actual, expected, strict=True))
 
 
+@pytest.mark.slow  # on the emulator it waits out the real backoff schedule
 def test_backoff_schedule_doubles_then_grows_linearly_then_caps(delivery_backend: Harness) -> None:
     backend = delivery_backend
     queue = backend.client.queue("backoff")

@@ -262,6 +262,7 @@ def test_the_command_reports_a_taken_port() -> None:
     assert "cloudtasks-kit emulator:" in result.stderr
 
 
+@pytest.mark.slow  # CI runs the demo itself as the main job too
 def test_the_demo_runs_and_exits_zero() -> None:
     started = time.monotonic()
     result = subprocess.run(

@@ -241,6 +241,7 @@ def test_sigterm_lets_a_running_delivery_finish(tmp_path: Path) -> None:
         slow.close()
 
 
+@pytest.mark.slow
 def test_sigterm_abandons_a_delivery_past_the_grace_and_it_is_due_again(tmp_path: Path) -> None:
     slow = Worker(delay=3.0)
     try:

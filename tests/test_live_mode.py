@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cloudtasks_kit.emulator import Emulator
 
 from .live_record import compare, main
@@ -20,6 +22,7 @@ SELECTED = (
 )
 
 
+@pytest.mark.slow
 def test_live_mode_runs_records_cleans_up_and_compares(tmp_path: Path) -> None:
     record = tmp_path / "run.json"
     with Emulator() as service:
@@ -59,6 +62,7 @@ def test_live_mode_runs_records_cleans_up_and_compares(tmp_path: Path) -> None:
     assert main([str(record), "--observed", "live-grpc"]) == 0
 
 
+@pytest.mark.slow
 def test_without_the_option_the_live_backends_skip() -> None:
     command = [
         sys.executable,

@@ -39,7 +39,7 @@ class Backend:
         return self.faults.lost[method] - self._start[1][method]
 
 
-@pytest.fixture(params=["fake", "emulator"])
+@pytest.fixture(params=["fake", pytest.param("emulator", marks=pytest.mark.slow)])
 def backend(request: pytest.FixtureRequest, project: str) -> Any:
     if request.param == "fake":
         fake = FakeTransport()
