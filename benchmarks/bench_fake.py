@@ -58,8 +58,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             "kit": f"{fake_time * 1e6:.1f} us/task ({1 / fake_time:,.0f} tasks/s)",
             "official": f"{typed_time * 1e6:.1f} us/request",
             "ratio": fake_time / typed_time,
-            "target": "<= 1.50",
-            "ok": fake_time / typed_time <= 1.5,
+            "target": "<= 1.20",
+            "ok": fake_time / typed_time <= 1.2,
         },
         {
             "benchmark": "fake: the same against official dict-built requests (for reference)",
