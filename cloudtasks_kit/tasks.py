@@ -37,7 +37,7 @@ _PB_TASK = tasks_v2.Task.pb()
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
 
-_FULL = tasks_v2.Task.View.FULL
+_FULL = int(tasks_v2.Task.View.FULL)
 
 
 class TaskOptions(TypedDict, total=False):

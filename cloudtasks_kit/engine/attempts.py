@@ -32,8 +32,8 @@ __all__ = [
     "parse_retry_after",
 ]
 
-_IF_NOT_EXISTS = tasks_v2.UriOverride.UriOverrideEnforceMode.IF_NOT_EXISTS
-_SCHEMES = {tasks_v2.UriOverride.Scheme.HTTP: "http", tasks_v2.UriOverride.Scheme.HTTPS: "https"}
+_IF_NOT_EXISTS = int(tasks_v2.UriOverride.UriOverrideEnforceMode.IF_NOT_EXISTS)
+_SCHEMES = {int(tasks_v2.UriOverride.Scheme.HTTP): "http", int(tasks_v2.UriOverride.Scheme.HTTPS): "https"}
 
 
 @dataclasses.dataclass

@@ -78,8 +78,9 @@ _PB_BATCH_RESPONSE = tasks_v2.BatchCreateTasksResponse.pb()
 _PB_BATCH_METADATA = tasks_v2.BatchCreateTasksMetadata.pb()
 _PB_DELETE_METADATA = tasks_v2.BatchDeleteTasksMetadata.pb()
 _PB_EMPTY_RESPONSE = empty_pb2.Empty
-_BASIC, _FULL = tasks_v2.Task.View.BASIC, tasks_v2.Task.View.FULL
-_VIEWS = frozenset({tasks_v2.Task.View.VIEW_UNSPECIFIED, _BASIC, _FULL})
+# Enums by name, held as plain ints: proto-plus enum members compare an order of magnitude slower.
+_BASIC, _FULL = int(tasks_v2.Task.View.BASIC), int(tasks_v2.Task.View.FULL)
+_VIEWS = frozenset({int(tasks_v2.Task.View.VIEW_UNSPECIFIED), _BASIC, _FULL})
 _SUCCEEDED = tasks_v2.BatchCreateTasksMetadata.State.SUCCEEDED
 _PARTIALLY_SUCCEEDED = tasks_v2.BatchCreateTasksMetadata.State.PARTIALLY_SUCCEEDED
 _OPERATION_RETENTION = OPERATION_RETENTION

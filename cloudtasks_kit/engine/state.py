@@ -19,7 +19,8 @@ PB_QUEUE = tasks_v2.Queue.pb()
 PB_TASK = tasks_v2.Task.pb()
 
 _State = tasks_v2.Queue.State
-RUNNING, PAUSED, DISABLED = _State.RUNNING, _State.PAUSED, _State.DISABLED
+# Plain ints (by name): the scheduler compares a queue's state on every dispatch.
+RUNNING, PAUSED, DISABLED = int(_State.RUNNING), int(_State.PAUSED), int(_State.DISABLED)
 
 # Defaults commonly reported for queues created through the API (not officially published).
 DEFAULT_RATE = 500.0
@@ -79,10 +80,22 @@ class QueueRecord:
     tasks stay in ``order`` (not alive) until they are half of it, then it is compacted.
     """
 
-    __slots__ = ("bucket", "dead", "heap", "hold_until", "in_flight", "order", "pb", "tasks", "wake_at")
+    __slots__ = (
+        "bucket",
+        "dead",
+        "heap",
+        "hold_until",
+        "in_flight",
+        "name",
+        "order",
+        "pb",
+        "tasks",
+        "wake_at",
+    )
 
     def __init__(self, pb: Any, now: float) -> None:
         self.pb = pb
+        self.name: str = pb.name  # a queue's name never changes; read on every create and dispatch
         self.tasks: dict[str, TaskRecord] = {}
         self.order: list[TaskRecord] = []
         self.dead = 0
@@ -119,10 +132,6 @@ class QueueRecord:
             record = order[index]
             if record.alive:
                 yield record
-
-    @property
-    def name(self) -> str:
-        return str(self.pb.name)
 
     def config_changed(self, now: float) -> None:
         limits = self.pb.rate_limits
