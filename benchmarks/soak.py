@@ -5,8 +5,9 @@
 
 About 5% of what it sends is poison: queues with unknown enums, NaN rates, JSON nested too deep,
 negative page sizes and non-UTF-8 BufferTask headers over REST; worker answers with junk, huge or
-date-shaped Retry-After, 3xx/4xx/5xx, connections reset, and workers that answer slowly. A control
-queue gets one task due every second throughout, and each must arrive within two seconds of its time.
+date-shaped Retry-After, 3xx/4xx/5xx, connections reset, and workers that answer slowly. Poison tasks go to
+queues of their own (a worker's Retry-After rightly holds its queue). A control queue gets one task due
+a second after each round is created, and each must arrive within two seconds of its time.
 
 It prints: API answers with status 500 (target 0), control deliveries late or missing (target 0), and the
 emulator's RSS after warm-up and at the end (target: within 50 MiB).
@@ -37,6 +38,7 @@ class Worker:
         from aiohttp import web
 
         self.delivered = 0
+        self.ok = 0
         self.control: dict[float, float] = {}  # eta -> arrival (epoch seconds)
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
@@ -46,6 +48,8 @@ class Worker:
             await request.read()
             self.delivered += 1
             kind = request.match_info["tail"]
+            if kind == "ok":
+                self.ok += 1
             if kind.startswith("control/"):
                 self.control[float(kind.split("/", 1)[1])] = time.time()
                 return web.Response(text="ok")
@@ -127,7 +131,7 @@ def poison_rest(rest: str, parent: str, rng: random.Random, statuses: list[int])
         response = requests.get(f"{url}/queues", params={"pageSize": "-1"}, timeout=30)
     else:
         response = requests.post(
-            f"{url}/queues/q-0/tasks:buffer", data=b"x", headers={"X-Bad": b"\xff\xfe"}, timeout=30
+            f"{url}/queues/p-0/tasks:buffer", data=b"x", headers={"X-Bad": b"\xff\xfe"}, timeout=30
         )
     statuses.append(response.status_code)
 
@@ -151,14 +155,17 @@ def main() -> int:
         client = CloudTasks("soak", "us-central1", transport=GrpcTransport(emulator_host=grpc_address))
         parent = client.parent
         retry = RetryConfig(max_attempts=3, min_backoff=0.1, max_backoff=1)
-        queues = []
+        # Poison goes to queues of its own (one in twenty): a worker's Retry-After rightly holds its whole
+        # queue, up to Limits.max_retry_after, so healthy queues must not share it.
+        queues, poisoned = [], []
         for n in range(args.queues):
-            queue = client.queue(f"q-{n}")
+            is_poison = n % 20 == 0
+            queue = client.queue(f"p-{n}" if is_poison else f"q-{n}")
             target = QueueHttpTarget(uri_override=UriOverride(host="127.0.0.1")) if n == 0 else None
             queue.create(
                 rate_limits=RateLimits(max_dispatches_per_second=500), retry=retry, http_target=target
             )
-            queues.append(queue)
+            (poisoned if is_poison else queues).append(queue)
         control = client.queue("control")
         control.create()
         per_round = 2000
@@ -166,21 +173,26 @@ def main() -> int:
         started = time.time()
         warm_rss = None
         control_etas: list[float] = []
+        ok_total = 0
         for round_number in range(rounds):
-            specs: dict[int, list[dict[str, Any]]] = {}
+            specs: dict[Any, list[dict[str, Any]]] = {}
+            ok_tasks = 0
             for _ in range(per_round):
-                path = "poison" if rng.random() < 0.05 else "ok"
-                specs.setdefault(rng.randrange(args.queues), []).append({"url": f"{worker.url}/{path}"})
-            for index, batch in specs.items():
-                results = queues[index].create_tasks(batch)
+                if rng.random() < 0.05:
+                    specs.setdefault(rng.choice(poisoned), []).append({"url": f"{worker.url}/poison"})
+                else:
+                    ok_tasks += 1
+                    specs.setdefault(rng.choice(queues), []).append({"url": f"{worker.url}/ok"})
+            for queue, batch in specs.items():
+                results = queue.create_tasks(batch)
                 statuses.extend(500 for r in results if r.error is not None and "INTERNAL" in str(r.error))
+            ok_total += ok_tasks
             for _ in range(per_round // 20 // 20):  # 5% of the calls, spread over the round
                 poison_rest(rest_address, parent, rng, statuses)
             eta = time.time() + 1
             control.create_task(f"{worker.url}/control/{eta:.3f}", at=_at(eta))
             control_etas.append(round(eta, 3))
-            target_total = (round_number + 1) * per_round
-            while worker.delivered < target_total * 0.9:
+            while worker.ok < ok_total * 0.9:
                 time.sleep(0.05)
             if round_number == min(4, rounds - 1):
                 warm_rss = rss_mib(pid)
@@ -190,7 +202,7 @@ def main() -> int:
                     flush=True,
                 )
         deadline = time.time() + 120
-        while worker.delivered < rounds * per_round and time.time() < deadline:
+        while worker.ok < ok_total and time.time() < deadline:
             time.sleep(0.2)
         time.sleep(3)
         end_rss = rss_mib(pid)
@@ -198,7 +210,10 @@ def main() -> int:
         elapsed = time.time() - started
         client.close()
     server_errors = sum(1 for s in statuses if s >= 500)
-    print(f"deliveries: {worker.delivered:,} in {elapsed:.0f} s across {args.queues} queues")
+    print(
+        f"deliveries: {worker.delivered:,} in {elapsed:.0f} s across {args.queues} queues "
+        f"({worker.ok:,} of {ok_total:,} healthy tasks delivered)"
+    )
     print(f"poison API calls: {len(statuses)}, answered 5xx: {server_errors} (target 0)")
     print(f"control deliveries: {len(control_etas)}, late or missing: {len(late)} (target 0)")
     print(
