@@ -79,24 +79,18 @@ def interleaved(
     return statistics.median(times_a), statistics.median(times_b)
 
 
-class CountingHandler:
-    """An aiohttp server on 127.0.0.1 (in a thread) that answers 200 and records when each request came."""
+class AiohttpServer:
+    """An aiohttp app on 127.0.0.1 (free port) in a thread of its own; ``answer`` handles every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: Callable[[Any], Any]) -> None:
         from aiohttp import web
 
-        self.arrivals: list[float] = []
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
 
-        async def answer(request: web.Request) -> web.Response:
-            await request.read()
-            self.arrivals.append(time.perf_counter())
-            return web.Response(text="ok")
-
         async def start() -> None:
             app = web.Application()
-            app.router.add_post("/{tail:.*}", answer)
+            app.router.add_route("*", "/{tail:.*}", answer)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -112,13 +106,29 @@ class CountingHandler:
         threading.Thread(target=run, daemon=True).start()
         ready.wait(10)
 
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+class CountingHandler(AiohttpServer):
+    """A server that answers 200 and records when each request came."""
+
+    def __init__(self) -> None:
+        from aiohttp import web
+
+        self.arrivals: list[float] = []
+
+        async def answer(request: web.Request) -> web.Response:
+            await request.read()
+            self.arrivals.append(time.perf_counter())
+            return web.Response(text="ok")
+
+        super().__init__(answer)
+
     def wait_for(self, count: int, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while len(self.arrivals) < count:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(self.arrivals)} of {count} deliveries")
             time.sleep(0.01)
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)

@@ -20,7 +20,6 @@ import asyncio
 import json
 import random
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,11 +27,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import requests
-from _support import emulator_process
+from _support import AiohttpServer, emulator_process
 
 
-class Worker:
-    """An aiohttp server on 127.0.0.1 answering by the path: /ok, /control/<eta>, /poison/<kind>."""
+class Worker(AiohttpServer):
+    """A server on 127.0.0.1 answering by the path: /ok, /control/<eta>, /poison (a random misbehaviour)."""
 
     def __init__(self) -> None:
         from aiohttp import web
@@ -40,8 +39,6 @@ class Worker:
         self.delivered = 0
         self.ok = 0
         self.control: dict[float, float] = {}  # eta -> arrival (epoch seconds)
-        self._loop = asyncio.new_event_loop()
-        ready = threading.Event()
         rng = random.Random(7)
 
         async def answer(request: web.Request) -> web.StreamResponse:
@@ -72,23 +69,7 @@ class Worker:
                 return web.Response(text="ok")
             return web.Response(text="ok")
 
-        async def start() -> None:
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", answer)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-            ready.set()
-
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(start())
-            self._loop.run_forever()
-
-        threading.Thread(target=run, daemon=True).start()
-        ready.wait(10)
+        super().__init__(answer)
 
 
 def rss_mib(pid: int) -> float:
