@@ -24,6 +24,7 @@ import bench_create
 import bench_delivery
 import bench_durability
 import bench_fake
+import bench_floor
 import bench_import
 import bench_scale
 
@@ -34,6 +35,7 @@ SUITES = {
     "bulk": bench_bulk,
     "import": bench_import,
     "scale": bench_scale,
+    "floor": bench_floor,
     "durability": bench_durability,
 }
 
