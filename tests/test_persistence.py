@@ -61,10 +61,12 @@ def kept(tmp_path: Path) -> Iterator[Restartable]:
 def snapshot(fake: FakeTransport) -> dict[str, Any]:
     engine = fake.engine
     return {
-        "queues": {name: q.pb.SerializeToString() for name, q in engine.state.queues.items()},
+        "queues": {
+            name: q.pb.SerializeToString(deterministic=True) for name, q in engine.state.queues.items()
+        },
         "tasks": {
             r.pb.name: (
-                r.pb.SerializeToString(),
+                r.pb.SerializeToString(deterministic=True),  # map order is not otherwise fixed
                 r.executions,
                 r.first_attempt_time,
                 r.previous_response,
