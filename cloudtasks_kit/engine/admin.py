@@ -24,6 +24,9 @@ __all__ = ["Admin"]
 DEFAULT_LOCATIONS = ("us-central1", "us-east1", "europe-west1", "asia-northeast1")
 OPERATION_RETENTION = 3600.0
 """Seconds a finished operation stays readable with GetOperation (the service does not document it)."""
+MAX_OPERATIONS = 1000
+"""Finished operations kept at most, newest first: each holds its whole response, and the batch calls
+answer with the finished operation at once, so GetOperation long after is rare."""
 
 _PB_CMEK = tasks_v2.CmekConfig.pb()
 _FIRST_ETAG = b"\x00"
@@ -59,11 +62,13 @@ class Admin:
         return operation
 
     def _forget_operations(self, now: float) -> None:
-        # Insertion order is expiry order: drop from the front while expired.
-        for name in list(self._operations):
-            if self._operations[name][0] > now:
-                break
-            del self._operations[name]
+        # Insertion order is expiry order: drop from the front while expired or over the count.
+        operations = self._operations
+        while operations:
+            oldest = next(iter(operations))
+            if operations[oldest][0] > now and len(operations) <= MAX_OPERATIONS:
+                return
+            del operations[oldest]
 
     def get_operation(self, request: Any) -> Any:
         self._forget_operations(self._now())

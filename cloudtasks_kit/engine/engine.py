@@ -38,7 +38,7 @@ from ..names import (
 )
 from ..transports.calls import RPCS, BufferTaskRequest
 from . import attempts
-from .admin import OPERATION_RETENTION, Admin
+from .admin import MAX_OPERATIONS, OPERATION_RETENTION, Admin
 from .clock import Clock, SystemClock
 from .faults import Faults
 from .journal import Journal
@@ -441,10 +441,12 @@ class Engine:
         if not request_id:
             return None
         now = self.clock.now()
-        for key in list(self._request_ids):  # insertion order is expiry order
-            if self._request_ids[key][0] > now:
+        ids = self._request_ids
+        while ids:  # insertion order is expiry order; kept as many as the operations they replay
+            oldest = next(iter(ids))
+            if ids[oldest][0] > now and len(ids) <= MAX_OPERATIONS:
                 break
-            del self._request_ids[key]
+            del ids[oldest]
         cached = self._request_ids.get(request_id)
         return None if cached is None else cached[1]
 
