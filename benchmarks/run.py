@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_bulk
 import bench_create
+import bench_dashboard
 import bench_delivery
 import bench_durability
 import bench_fake
@@ -37,6 +38,7 @@ SUITES = {
     "scale": bench_scale,
     "floor": bench_floor,
     "durability": bench_durability,
+    "dashboard": bench_dashboard,
 }
 
 

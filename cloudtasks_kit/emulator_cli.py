@@ -66,6 +66,12 @@ def add_emulator_command(commands: Any) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="do not log each delivery")
     parser.add_argument(
+        "--no-dashboard",
+        dest="dashboard",
+        action="store_false",
+        help="do not serve the web dashboard at the REST port's / (read-only unless --host is loopback)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         metavar="DIR",
@@ -200,6 +206,7 @@ def run_emulator(args: argparse.Namespace) -> int:
             ),
             queues=declared,
             auto_create_queues=auto_create,
+            dashboard=args.dashboard,
         )
     except DataDirError as exc:
         return fail("emulator", str(exc), EXIT_FAILED)
@@ -215,7 +222,8 @@ def run_emulator(args: argparse.Namespace) -> int:
         print(
             f"cloudtasks-kit emulator ready: gRPC {emulator.grpc_address} REST {emulator.rest_url} "
             f"(export CLOUDTASKS_EMULATOR_HOST={emulator.grpc_address} "
-            f"CLOUDTASKS_EMULATOR_REST_HOST={emulator.rest_address}); state: {emulator.state_description}",
+            f"CLOUDTASKS_EMULATOR_REST_HOST={emulator.rest_address}); state: {emulator.state_description}"
+            + (f"; dashboard {emulator.dashboard_url}" if emulator.dashboard_url else ""),
             flush=True,
         )
         for name, what in emulator.declared:

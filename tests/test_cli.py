@@ -128,6 +128,8 @@ def test_the_emulator_starts_and_stops_on_sigterm() -> None:
         assert process.stdout is not None
         ready = process.stdout.readline()
         assert ready.startswith("cloudtasks-kit emulator ready: gRPC 127.0.0.1:"), ready
+        rest = ready.split("REST ", 1)[1].split(" ", 1)[0]
+        assert ready.rstrip().endswith(f"; dashboard {rest}/"), ready  # the dashboard's address
     finally:
         process.terminate()
         out, err = process.communicate(timeout=30)

@@ -212,3 +212,32 @@ def test_an_attempt_never_shows_its_token_in_a_repr() -> None:
     (dispatch,) = fake.engine.scheduler.take_due()
     assert dispatch.headers["Authorization"].startswith("Bearer ")
     assert "Bearer" not in repr(dispatch)
+
+
+def test_each_attempt_records_what_its_result_did_to_the_task() -> None:
+    # The record says which rule chose the wait and when the next attempt is due: the dashboard's "why".
+    fake = FakeTransport()
+    queue = fake.client().queue("q")
+    queue.create(retry=kit.RetryConfig(max_attempts=3, min_backoff=timedelta(seconds=2)))
+    answers = iter([503, 500, 500])
+    fake.deliver_to(lambda d: next(answers))
+    queue.create_task("https://w.test/x")
+    first, second, third = fake.run_until_idle()
+    assert first.outcome is not None and first.outcome.kind == "retry"
+    assert first.outcome.backoff == 2 and first.outcome.next_time == pytest.approx(first.time + 2)
+    assert first.outcome.reason == "backoff 2 s: min_backoff 2 s doubled 0 times"
+    assert (
+        second.outcome is not None and second.outcome.reason == "backoff 4 s: min_backoff 2 s doubled 1 time"
+    )
+    assert third.outcome is not None and third.outcome.kind == "gave_up"
+    assert third.outcome.reason.startswith("max_attempts 3 reached (3 attempts)")
+
+
+def test_a_successful_attempt_records_that_the_task_is_done() -> None:
+    fake = FakeTransport()
+    queue = fake.client().queue("q")
+    queue.create()
+    fake.deliver_to(lambda d: 200)
+    queue.create_task("https://w.test/x")
+    (attempt,) = fake.run_until_idle()
+    assert attempt.outcome is not None and attempt.outcome.kind == "succeeded"

@@ -49,6 +49,19 @@ class History(Sequence[AttemptRecord]):
     def last(self) -> AttemptRecord | None:
         return self._records[-1] if self._records else None
 
+    def since(self, time: float) -> list[AttemptRecord]:
+        """The records kept of attempts dispatched at ``time`` or later, newest first.
+
+        Walks back from the newest record only as far as ``time``, so asking for the last minute costs
+        what the last minute held, not the whole ring.
+        """
+        out = []
+        for record in reversed(self._records):
+            if record.time < time:
+                break
+            out.append(record)
+        return out
+
     def clear(self) -> None:
         """Forget the records kept (``total`` stays)."""
         self._records.clear()

@@ -102,15 +102,17 @@ class RealtimeDriver:
                 "attempt of task %s (queue %s) failed in the emulator", attempt.task_name, attempt.queue_name
             )
             result = AttemptResult(None, error=f"INTERNAL: {type(exc).__name__}")
+        latency = time.monotonic() - started
+        outcome = None
         try:
-            self.scheduler.finish(attempt, result)
+            outcome = self.scheduler.finish(attempt, result)
             self.engine.journal.commit()
         except Exception:
             log.exception(
                 "recording the attempt of task %s (queue %s) failed", attempt.task_name, attempt.queue_name
             )
         self._wake.set()
-        elapsed_ms = (time.monotonic() - started) * 1000
+        elapsed_ms = latency * 1000
         log.info(
             "%s %s task=%s retry=%d -> %s (%.0f ms)",
             attempt.method,
@@ -122,7 +124,7 @@ class RealtimeDriver:
         )
         if self.on_attempt is not None:
             try:
-                self.on_attempt(AttemptRecord.of(attempt, result))
+                self.on_attempt(AttemptRecord.of(attempt, result, outcome=outcome, latency=latency))
             except Exception:
                 log.exception("the on_attempt callback failed")
 

@@ -109,8 +109,8 @@ class VirtualDriver:
                 attempt, target, now=self.clock.now(), max_retry_after=self.scheduler.max_retry_after
             )
         with self._lock:
-            self.scheduler.finish(attempt, result)
-        record = AttemptRecord.of(attempt, result)
+            outcome = self.scheduler.finish(attempt, result)
+        record = AttemptRecord.of(attempt, result, outcome=outcome)
         self.history.append(record)
         return record
 

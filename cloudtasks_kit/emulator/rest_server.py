@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -53,8 +54,11 @@ def error_response(code: StatusCode, message: str) -> web.Response:
     return web.json_response(body, status=code.http_status)
 
 
-def make_rest_app(engine: Engine, *, max_body: int) -> web.Application:
-    """The aiohttp application serving ``/v2/...`` and ``/certs`` for ``engine``."""
+def make_rest_app(
+    engine: Engine, *, max_body: int, routes: Callable[[web.Application], None] | None = None
+) -> web.Application:
+    """The aiohttp application serving ``/v2/...`` and ``/certs`` for ``engine``; ``routes`` adds more
+    (the dashboard's) before the catch-all that answers unknown paths."""
 
     async def certs(_: web.Request) -> web.Response:
         return web.json_response(engine.signer.certs())
@@ -84,6 +88,8 @@ def make_rest_app(engine: Engine, *, max_body: int) -> web.Application:
     app.router.add_get("/certs", certs)
     app.router.add_get("/oauth2/v1/certs", certs)
     app.router.add_route("*", "/v2/{tail:.*}", v2)
+    if routes is not None:
+        routes(app)
     app.router.add_route("*", "/{tail:.*}", unknown)
     return app
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -58,6 +59,8 @@ class Emulator:
         queues: queues to have from the start (see :mod:`cloudtasks_kit.emulator.declared`): created if
             missing, given their declared settings if they have any.
         auto_create_queues: create a missing queue on the first task created in it (the service does not).
+        dashboard: serve the web dashboard at the REST server's ``/`` (see docs/dashboard.md); its
+            buttons act only when ``host`` is a loopback address.
     """
 
     def __init__(
@@ -73,8 +76,10 @@ class Emulator:
         data_dir: str | Path | None = None,
         queues: Iterable[QueueDeclaration] = (),
         auto_create_queues: bool = False,
+        dashboard: bool = True,
     ) -> None:
         self.host = host
+        self._dashboard = dashboard
         self._ports = (port, rest_port)
         self.engine = Engine(
             SystemClock(),
@@ -144,6 +149,11 @@ class Emulator:
         return f"http://{self.rest_address}"
 
     @property
+    def dashboard_url(self) -> str | None:
+        """The web dashboard's address (None when it is off)."""
+        return f"{self.rest_url}/" if self._dashboard else None
+
+    @property
     def certs_url(self) -> str:
         """Where the certificates of the emulator's OIDC tokens are (``{kid: PEM}``)."""
         return f"{self.rest_url}/certs"
@@ -167,7 +177,17 @@ class Emulator:
 
         grpc_server, self.port = await start_grpc_server(self.engine, self.host, self._ports[0])
         max_body = self.engine.limits.max_task_bytes * 2 + 64 * 1024
-        runner = web.AppRunner(make_rest_app(self.engine, max_body=max_body), access_log=None)
+        routes = None
+        if self._dashboard:
+            try:
+                from .dashboard import Dashboard, is_loopback
+            except ImportError as exc:  # Jinja2 missing (an older install of the extra): serve the API alone
+                logging.getLogger("cloudtasks_kit.emulator").warning("no dashboard: %s", exc)
+                self._dashboard = False
+            else:
+                routes = Dashboard(self.engine, self.attempts, writable=is_loopback(self.host)).add_routes
+        app = make_rest_app(self.engine, max_body=max_body, routes=routes)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._ports[1])
         await site.start()

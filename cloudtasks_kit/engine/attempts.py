@@ -21,6 +21,7 @@ from ..errors import StatusCode, code_for_http
 from ..names import queue_of_task, short_id
 
 __all__ = [
+    "AttemptOutcome",
     "AttemptRecord",
     "AttemptRequest",
     "AttemptResult",
@@ -119,6 +120,25 @@ class AttemptResult:
 
 
 @dataclasses.dataclass(frozen=True)
+class AttemptOutcome:
+    """What an attempt's result did to its task, as the scheduler decided it (for the record and the
+    dashboard: "why is my task waiting?").
+
+    Attributes:
+        kind: ``succeeded`` (deleted), ``retry`` (scheduled again), ``gave_up`` (out of retries, deleted)
+            or ``gone`` (deleted or purged while the attempt ran).
+        reason: the rule that decided it, in words (which backoff and why, which limit was reached).
+        backoff: the wait chosen before the next attempt, in seconds (``retry`` only).
+        next_time: when the next attempt is due (engine clock; ``retry`` only).
+    """
+
+    kind: str
+    reason: str
+    backoff: float | None = None
+    next_time: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class AttemptRecord:
     """One finished attempt, as the fake and the emulator keep it for inspection: what was sent, when
     (engine clock), and what came back. The ``Authorization`` header is not kept."""
@@ -133,10 +153,23 @@ class AttemptRecord:
     status: int | None
     error: str | None
     response_body: bytes = b""
+    retry_after: float | None = None
+    """Seconds the answer's ``Retry-After`` asked for (bounded), or None."""
+    latency: float | None = None
+    """Seconds from sending to the answer (None when the driver does not measure it)."""
+    outcome: AttemptOutcome | None = None
+    """What the result did to the task (None when not known)."""
 
     @classmethod
-    def of(cls, attempt: AttemptRequest, result: AttemptResult) -> AttemptRecord:
-        """The record of ``attempt`` and what it got."""
+    def of(
+        cls,
+        attempt: AttemptRequest,
+        result: AttemptResult,
+        *,
+        outcome: AttemptOutcome | None = None,
+        latency: float | None = None,
+    ) -> AttemptRecord:
+        """The record of ``attempt``, what it got, and (when known) what that did to the task."""
         headers = attempt.headers
         if "Authorization" in headers:  # the engine writes it with this spelling
             headers = {**headers, "Authorization": "Bearer [redacted]"}
@@ -151,6 +184,9 @@ class AttemptRecord:
             status=result.status,
             error=result.error,
             response_body=result.body,
+            retry_after=result.retry_after,
+            latency=latency,
+            outcome=outcome,
         )
 
     @property

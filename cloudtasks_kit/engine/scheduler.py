@@ -17,7 +17,7 @@ from typing import Any
 from .. import rules
 from .._convert import set_seconds, to_seconds
 from . import attempts
-from .attempts import AttemptRequest, AttemptResult
+from .attempts import AttemptOutcome, AttemptRequest, AttemptResult
 from .clock import Clock
 from .scheduling import backoff, retries_exhausted
 from .state import RUNNING, QueueRecord, ServiceState, TaskRecord, effective_retry
@@ -226,15 +226,18 @@ class Scheduler:
             )
         return "Bearer " + oauth_token()
 
-    def finish(self, attempt: AttemptRequest, result: AttemptResult) -> None:
-        """Record an attempt's result: delete the task on success; else schedule the retry or give up."""
+    def finish(self, attempt: AttemptRequest, result: AttemptResult) -> AttemptOutcome:
+        """Record an attempt's result: delete the task on success; else schedule the retry or give up.
+
+        Returns what was decided and why (kept in the attempt's record, shown by the dashboard).
+        """
         record: TaskRecord = attempt.record
         queue = record.queue
         queue.in_flight -= 1
         record.in_flight = False
         self.wake(queue)  # a slot is free again
         if not record.alive:  # deleted or purged while it ran
-            return
+            return AttemptOutcome("gone", "the task was deleted or its queue purged while the attempt ran")
         now = self.clock.now()
         task = record.pb
         code, message = result.rpc_status()
@@ -245,7 +248,7 @@ class Scheduler:
             task.response_count += 1
         if result.succeeded:
             self._state.delete_task(record)
-            return
+            return AttemptOutcome("succeeded", f"HTTP {result.status}: the task is done and deleted")
         if result.status is not None and result.status < 500:
             record.executions += 1
         record.previous_response = result.previous_response()
@@ -259,18 +262,48 @@ class Scheduler:
             max_retry_duration=max_duration,
         ):
             self._state.delete_task(record)
-            return
-        delay = backoff(
-            task.dispatch_count - 1, min_backoff=min_backoff, max_backoff=max_backoff, max_doublings=doublings
-        )
+            return AttemptOutcome(
+                "gave_up", _gave_up_reason(task.dispatch_count, now - first, max_attempts, max_duration)
+            )
+        retry = task.dispatch_count - 1
+        delay = backoff(retry, min_backoff=min_backoff, max_backoff=max_backoff, max_doublings=doublings)
+        reason = _backoff_reason(retry, delay, min_backoff, max_backoff, doublings)
         if result.status in (429, 503) and result.retry_after:
             # Bounded here too: a callable target may hand over any float.
             wait = min(result.retry_after, self.max_retry_after)
+            if wait > delay:
+                reason = f"Retry-After {wait:g} s, longer than the backoff ({reason}); the queue holds too"
+            else:
+                reason += f"; Retry-After {wait:g} s holds the queue"
             delay = max(delay, wait)
             queue.hold_until = max(queue.hold_until, now + wait)
         base = attempt.dispatch_time if attempt.forced else now
+        if attempt.forced:
+            reason += ", counted from the RunTask dispatch"
         record.forced = False
         # A task's schedule time is a Timestamp, which ends with the year 9999.
-        record.reschedule(min(base + delay, _LAST_TIMESTAMP), next(self._state.counter))
+        next_time = min(base + delay, _LAST_TIMESTAMP)
+        record.reschedule(next_time, next(self._state.counter))
         self._state.journal.task_finished(record)
         self._state.changed(queue)
+        return AttemptOutcome("retry", reason, backoff=delay, next_time=next_time)
+
+
+def _backoff_reason(retry: int, delay: float, min_backoff: float, max_backoff: float, doublings: int) -> str:
+    """Which branch of :func:`~cloudtasks_kit.engine.scheduling.backoff` chose ``delay``, in words."""
+    if retry <= doublings:
+        rule = f"min_backoff {min_backoff:g} s doubled {retry} time{'s' if retry != 1 else ''}"
+    else:
+        rule = f"min_backoff {min_backoff:g} s doubled {doublings} times (max_doublings), then linear"
+    if delay >= max_backoff:
+        rule += f", capped at max_backoff {max_backoff:g} s"
+    return f"backoff {delay:g} s: {rule}"
+
+
+def _gave_up_reason(attempts_made: int, since_first: float, max_attempts: int, max_duration: float) -> str:
+    text = f"max_attempts {max_attempts} reached ({attempts_made} attempts)"
+    if max_duration > 0:
+        text += (
+            f" and past max_retry_duration {max_duration:g} s ({since_first:.1f} s since the first attempt)"
+        )
+    return text + ": the task is deleted"
