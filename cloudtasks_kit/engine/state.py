@@ -115,7 +115,7 @@ class QueueRecord:
     def remove(self, record: TaskRecord) -> None:
         del self.tasks[record.id]
         self.dead += 1
-        if self.dead > 1024 and self.dead * 2 > len(self.order):
+        if self.dead > 32 and self.dead * 2 > len(self.order):  # amortised O(1); bounded per queue
             self.order = [r for r in self.order if r.alive]
             self.dead = 0
 
