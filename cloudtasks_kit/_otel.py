@@ -79,15 +79,18 @@ class Otel:
         self._provider_set = False  # once set, a global tracer provider cannot be replaced or unset
 
     def wanted(self) -> bool:
-        """Something to trace: an SDK provider is set, or a span (even a non-recording one) is active."""
+        """Something to trace: an SDK provider is set, or a span (even a non-recording one) is active.
+
+        The common "no" (the API installed, no SDK, no span) costs a provider probe and one context
+        lookup: an empty context holds no span.
+        """
         if self._provider_set:
-            return True
-        if trace.get_current_span().get_span_context().is_valid:
             return True
         if self._probe():
             self._provider_set = True
             return True
-        return False
+        current = otel_context.get_current()
+        return bool(current) and trace.get_current_span(current).get_span_context().is_valid
 
     def current_context(self) -> Context:
         return otel_context.get_current()

@@ -91,8 +91,10 @@ def loaded() -> Otel | None:
 
 def for_create(queue_name: str, request: Any, limits: rules.Limits) -> PlanTrace | None:
     """The span of one create (``request``: the raw CreateTaskRequest), or None when tracing is off."""
-    otel = _on()
-    return None if otel is None else otel.send("create_task", queue_name, [request.task], limits)
+    otel = _backend if _looked else _load()  # _on(), inlined: this runs on every create
+    if otel is None or not otel.wanted():
+        return None
+    return otel.send("create_task", queue_name, [request.task], limits)
 
 
 def for_chunk(chunk: Chunk, limits: rules.Limits) -> PlanTrace | None:
