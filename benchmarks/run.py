@@ -26,6 +26,7 @@ import bench_durability
 import bench_fake
 import bench_import
 import bench_scale
+import bench_tracing
 
 SUITES = {
     "fake": bench_fake,
@@ -35,6 +36,7 @@ SUITES = {
     "import": bench_import,
     "scale": bench_scale,
     "durability": bench_durability,
+    "tracing": bench_tracing,
 }
 
 
