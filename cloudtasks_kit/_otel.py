@@ -48,7 +48,23 @@ CONTEXT_DROPPED = "messaging.gcp_cloud_tasks.creation_context.dropped"
 RETRY_COUNT = "messaging.gcp_cloud_tasks.task.retry_count"
 EXECUTION_COUNT = "messaging.gcp_cloud_tasks.task.execution_count"
 
-_tracer = trace.get_tracer("cloudtasks_kit", __version__, schema_url=SCHEMA_URL)
+_get_current = otel_context.get_current  # bound once: it runs on every create
+_cached: tuple[trace.TracerProvider, trace.Tracer] | None = None
+
+
+def _tracer() -> trace.Tracer:
+    """The kit's tracer from the global provider of the moment. Not kept from import time: a tracer got
+    before the application set its provider stays a proxy, and one got from a provider that tests later
+    replace would keep writing to it."""
+    global _cached
+    provider = trace.get_tracer_provider()
+    if _cached is None or _cached[0] is not provider:
+        tracer = trace.get_tracer(
+            "cloudtasks_kit", __version__, tracer_provider=provider, schema_url=SCHEMA_URL
+        )
+        _cached = (provider, tracer)
+    return _cached[1]
+
 
 # The process span the handler is running now, so a task function's failure lands on it and not on a span
 # of the web framework's.
@@ -84,12 +100,10 @@ class Otel:
         The common "no" (the API installed, no SDK, no span) costs a provider probe and one context
         lookup: an empty context holds no span.
         """
-        if self._provider_set:
-            return True
-        if self._probe():
+        if self._provider_set or self._probe():
             self._provider_set = True
             return True
-        current = otel_context.get_current()
+        current = _get_current()
         return bool(current) and trace.get_current_span(current).get_span_context().is_valid
 
     def current_context(self) -> Context:
@@ -230,7 +244,7 @@ class SendSpan(PlanTrace):
             if linked.is_valid:
                 links.append(Link(linked))
         name = f"{self.operation} {short_id(self.queue_name)}"
-        span = _tracer.start_span(
+        span = _tracer().start_span(
             name, context=self.parent, kind=SpanKind.PRODUCER, attributes=attributes, links=links
         )
         for task in injectable:
@@ -288,7 +302,7 @@ def _buffered(op: Op[T], queue_name: str) -> Generator[Any, Any, T]:
     """BufferTask inside a PRODUCER span. The span is not made current (a generator must not hold a
     context across its yields); it is started before the request goes out, its context put on the
     request's headers, and ended with the answer."""
-    span = _tracer.start_span(
+    span = _tracer().start_span(
         f"buffer_task {short_id(queue_name)}",
         kind=SpanKind.PRODUCER,
         attributes=_base_attributes("buffer_task", queue_name),
@@ -348,7 +362,7 @@ class ProcessSpan:
             RETRY_COUNT: context.retry_count,
             EXECUTION_COUNT: context.execution_count,
         }
-        self.span = _tracer.start_span(
+        self.span = _tracer().start_span(
             f"process {context.queue or '?'}",
             context=parent,
             kind=SpanKind.CONSUMER,
