@@ -28,6 +28,7 @@ import bench_fake
 import bench_floor
 import bench_import
 import bench_scale
+import bench_tracing
 
 SUITES = {
     "fake": bench_fake,
@@ -39,6 +40,7 @@ SUITES = {
     "floor": bench_floor,
     "durability": bench_durability,
     "dashboard": bench_dashboard,
+    "tracing": bench_tracing,
 }
 
 

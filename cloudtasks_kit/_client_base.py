@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from . import _operations as ops
-from . import rules
+from . import rules, tracing
 from ._runner import Op, Plan
 from .bulk import Bulk, Progress
 from .errors import UsageError
@@ -136,7 +136,7 @@ class QueueBase(Generic[ClientT]):
         method: str,
         headers: Mapping[str, str] | None,
     ) -> Op[Task]:
-        return ops.buffer_task(
+        op = ops.buffer_task(
             self.name,
             self.known,
             body=body,
@@ -146,3 +146,4 @@ class QueueBase(Generic[ClientT]):
             method=method,
             headers=headers,
         )
+        return tracing.traced_buffer(op, self.name)  # the op itself unless OpenTelemetry is on

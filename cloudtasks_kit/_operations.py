@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from google.cloud import tasks_v2
 
-from . import errors, rules
+from . import errors, rules, tracing
 from ._runner import Op, Plan, call
 from .names import parse_task_name, task_path
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig, build_queue_pb
@@ -94,7 +94,8 @@ def plan_create(
 ) -> Plan[Task]:
     """A create, retried under ``policy`` when the task has an id (see :mod:`cloudtasks_kit.retry`)."""
     request = create_request(queue_name, spec, now=now, limits=limits)
-    return Plan(policy, bool(request.task.name), lambda retried: create_attempt(request, retried))
+    trace = tracing.for_create(queue_name, request, limits)  # None unless OpenTelemetry is on
+    return Plan(policy, bool(request.task.name), lambda retried: create_attempt(request, retried), trace)
 
 
 def get_task(name: str, view: View) -> Op[Task]:

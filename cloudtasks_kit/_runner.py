@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Generator
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import errors
 from .retry import RetryPolicy
 from .transports.base import AsyncTransport, Transport
 from .transports.calls import Rpc
+
+if TYPE_CHECKING:
+    from .tracing import PlanTrace
 
 T = TypeVar("T")
 ReqT = TypeVar("ReqT")
@@ -77,17 +80,32 @@ async def arun(transport: AsyncTransport | Transport, op: Op[T]) -> T:
 
 
 class Plan(Generic[T]):
-    """An operation and how to retry it: ``make_op(retried)`` gives a fresh attempt."""
+    """An operation and how to retry it: ``make_op(retried)`` gives a fresh attempt. ``trace``: its span,
+    when OpenTelemetry is on (see :mod:`cloudtasks_kit.tracing`)."""
 
-    __slots__ = ("make_op", "policy", "retries")
+    __slots__ = ("make_op", "policy", "retries", "trace")
 
-    def __init__(self, policy: RetryPolicy | None, named: bool, make_op: Callable[[bool], Op[T]]) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy | None,
+        named: bool,
+        make_op: Callable[[bool], Op[T]],
+        trace: PlanTrace | None = None,
+    ) -> None:
         self.policy = policy
         self.make_op = make_op
         self.retries = policy is not None and policy.applies(named)
+        self.trace = trace
 
 
 def run_plan(transport: Transport, plan: Plan[T]) -> T:
+    """Drive a plan over a sync transport, retrying under its policy, inside its span if it has one."""
+    if plan.trace is not None:
+        return plan.trace.run(plan, lambda: _run_plan(transport, plan))
+    return _run_plan(transport, plan)
+
+
+def _run_plan(transport: Transport, plan: Plan[T]) -> T:
     """Drive a plan over a sync transport, retrying under its policy.
 
     The first attempt runs outside tenacity: most creates succeed at once, and tenacity's machinery
@@ -112,6 +130,12 @@ def run_plan(transport: Transport, plan: Plan[T]) -> T:
 
 async def arun_plan(transport: AsyncTransport | Transport, plan: Plan[T]) -> T:
     """Drive a plan over an async transport, retrying under its policy (see :func:`run_plan`)."""
+    if plan.trace is not None:
+        return await plan.trace.arun(plan, lambda: _arun_plan(transport, plan))
+    return await _arun_plan(transport, plan)
+
+
+async def _arun_plan(transport: AsyncTransport | Transport, plan: Plan[T]) -> T:
     if not plan.retries:
         return await arun(transport, plan.make_op(False))
     assert plan.policy is not None

@@ -18,7 +18,7 @@ from typing import Any
 
 from google.cloud import tasks_v2
 
-from . import errors, rules
+from . import errors, rules, tracing
 from ._operations import create_request, landed
 from ._runner import Op, Plan, arun_plan, call, run_plan
 from .retry import RetryPolicy
@@ -58,9 +58,10 @@ class Chunk:
         self.named = named
         self.results: dict[int, CreateResult] = {}
         self._request_id = uuid.uuid4().hex
+        self.trace_parent = tracing.capture()  # the caller's trace context, here where the caller runs
 
-    def plan(self, policy: RetryPolicy | None) -> Plan[None]:
-        return Plan(policy, self.named, self._attempt)
+    def plan(self, policy: RetryPolicy | None, limits: rules.Limits = rules.DEFAULT_LIMITS) -> Plan[None]:
+        return Plan(policy, self.named, self._attempt, tracing.for_chunk(self, limits))
 
     def _attempt(self, retried: bool) -> Op[None]:
         request = tasks_v2.BatchCreateTasksRequest(parent=self.queue_name, request_id=self._request_id)

@@ -44,7 +44,7 @@ from typing import Any
 
 import pydantic
 
-from . import rules
+from . import logfields, rules, tracing
 from ._redact import shorten
 from ._wire import BodyError, read_asgi_body, read_wsgi_body
 from .app import TaskApp, TaskFunction
@@ -86,6 +86,7 @@ class _Admitted:
 
     function: TaskFunction[Any, Any]
     context: TaskContext
+    carrier: dict[str, str] | None = None  # the trace headers, when OpenTelemetry is installed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +109,8 @@ class TaskHandler:
         max_body_bytes: the largest body read (413 beyond it); by default the task size limit of the
             app's client (``Limits.max_task_bytes``, 1 MiB), since Cloud Tasks sends nothing larger.
         max_json_depth: how deep the body's JSON may nest (400 beyond it); 64 by default.
+        trace_mode: with OpenTelemetry, whether a task function's span is the ``child`` of the span that
+            created the task (one trace, the default) or starts a trace with a ``link`` to it.
     """
 
     def __init__(
@@ -120,8 +123,12 @@ class TaskHandler:
         certs: Mapping[str, str] | None = None,
         max_body_bytes: int | None = None,
         max_json_depth: int = DEFAULT_MAX_DEPTH,
+        trace_mode: tracing.TraceMode = "child",
     ) -> None:
         self.app = app
+        if trace_mode not in ("child", "link"):
+            raise UsageError(f"TaskHandler trace_mode={trace_mode!r} must be 'child' or 'link'")
+        self.trace_mode: tracing.TraceMode = trace_mode
         if max_body_bytes is None:
             limits = app.client.limits if app.client is not None else rules.DEFAULT_LIMITS
             max_body_bytes = limits.max_task_bytes
@@ -158,7 +165,7 @@ class TaskHandler:
         function = self._route(path)
         if function is None:
             return self._refuse(404, "no task function is served at this path", context, path=path)
-        return _Admitted(function, context)
+        return _Admitted(function, context, tracing.carrier(headers))
 
     def _authenticate(
         self, headers: Mapping[str, str], may_block: bool
@@ -216,7 +223,13 @@ class TaskHandler:
     def _refuse(self, status: int, reason: str, context: TaskContext, **details: str) -> HandlerResponse:
         extra = "".join(f" {k}={shorten(v, 100)}" for k, v in details.items())
         log.warning(
-            "refused task %r (queue %r) with %d: %s%s", context.task_id, context.queue, status, reason, extra
+            "refused task %r (queue %r) with %d: %s%s",
+            context.task_id,
+            context.queue,
+            status,
+            reason,
+            extra,
+            extra=logfields.task_fields(context, status),
         )
         return HandlerResponse.json(status, {"error": reason})
 
@@ -230,12 +243,14 @@ class TaskHandler:
         if isinstance(error, RetryLater):
             headers = {"Retry-After": str(math.ceil(error.after))} if error.after is not None else {}
             return HandlerResponse.json(503, {"retry": error.reason or "retry later"}, headers)
+        tracing.failed(error)
         log.error(
             "task %r (%s) failed on attempt %d",
             context.task_id,
             ready.function.name,
             context.retry_count + 1,
             exc_info=error,
+            extra=logfields.task_fields(context, 500, function=ready.function.name),
         )
         return HandlerResponse.json(500, {"error": f"{type(error).__name__} in {ready.function.name}"})
 
@@ -249,6 +264,12 @@ class TaskHandler:
         return self._run(admitted, body)
 
     def _run(self, admitted: _Admitted, body: bytes) -> HandlerResponse:
+        """Run the task in its span (with OpenTelemetry), logging the outcome with structured fields."""
+        context, name = admitted.context, admitted.function.name
+        with tracing.Processing(context, name, admitted.carrier, self.trace_mode) as processing:
+            return processing.answered(self._run_task(admitted, body))
+
+    def _run_task(self, admitted: _Admitted, body: bytes) -> HandlerResponse:
         ready = self._decode(admitted, body)
         if isinstance(ready, HandlerResponse):
             return ready
@@ -312,6 +333,11 @@ class TaskHandler:
             return await asyncio.to_thread(self._admit, method, path, headers)
 
     async def _arun(self, admitted: _Admitted, body: bytes) -> HandlerResponse:
+        context, name = admitted.context, admitted.function.name
+        with tracing.Processing(context, name, admitted.carrier, self.trace_mode) as processing:
+            return processing.answered(await self._arun_task(admitted, body))
+
+    async def _arun_task(self, admitted: _Admitted, body: bytes) -> HandlerResponse:
         if len(body) > _DECODE_INLINE:
             ready = await asyncio.to_thread(self._decode, admitted, body)
         else:

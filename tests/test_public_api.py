@@ -96,3 +96,24 @@ def test_every_public_name_exists_and_has_a_docstring() -> None:
         for name in names - {"__version__"}:
             value = getattr(module, name)
             assert getattr(value, "__doc__", None), f"{module.__name__}.{name} has no docstring"
+
+
+def test_the_observability_modules_names_are_pinned() -> None:
+    import cloudtasks_kit.logfields
+    import cloudtasks_kit.tracing
+
+    assert set(cloudtasks_kit.tracing.__all__) == {"TRACE_HEADERS", "TraceMode"}
+    assert set(cloudtasks_kit.logfields.__all__) == {
+        "FIELDS",
+        "CloudLoggingFormatter",
+        "attempt_fields",
+        "task_fields",
+    }
+    assert cloudtasks_kit.logfields.FIELDS[:6] == (
+        "queue",
+        "task",
+        "attempt",
+        "status",
+        "latency_ms",
+        "trace_id",
+    )

@@ -17,6 +17,7 @@ import aiohttp
 
 from ..engine.attempts import AttemptRecord, AttemptRequest, AttemptResult, parse_retry_after
 from ..engine.engine import Engine
+from ..logfields import attempt_fields
 
 __all__ = ["RealtimeDriver"]
 
@@ -121,6 +122,7 @@ class RealtimeDriver:
             attempt.retry_count,
             result.status if result.status is not None else result.error,
             elapsed_ms,
+            extra=attempt_fields(attempt, result, elapsed_ms),
         )
         if self.on_attempt is not None:
             try:
