@@ -14,7 +14,8 @@ Google's certificates are fetched once and cached for as long as their ``Cache-C
 early, at most once a minute, when a token names a key they do not have), with a short timeout, one fetch
 at a time, and failures remembered briefly: see :mod:`cloudtasks_kit.certs`. When they cannot be had the
 verifier raises :class:`CertificatesUnavailable` (the handler answers 503 with ``Retry-After``), never a
-stray exception. Locally, pass the emulator's ``certs_url`` or the fake's ``certs``.
+stray exception. Locally, pass the emulator's ``certs_url`` or the fake's ``certs``, or run a worker with
+``CLOUDTASKS_HANDLER_TRUST_EMULATOR=1`` beside the emulator's address (:func:`emulator_certs_url`).
 
 A token is a stranger's input until it verifies: before any of it is used it must be at most
 ``MAX_TOKEN_CHARS`` of ASCII, its header and claims flat JSON objects, its ``kid`` a short string. Error
