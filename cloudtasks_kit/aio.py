@@ -16,7 +16,7 @@ from typing_extensions import Unpack
 
 from . import _operations as ops
 from . import rules
-from ._client_base import ClientBase, QueueBase, emulator_addresses
+from ._client_base import ClientBase, QueueBase
 from ._operations import View
 from ._runner import Op, T, arun, arun_plan
 from .bulk import Chunk, CreateResult, Progress
@@ -30,27 +30,13 @@ __all__ = ["AsyncCloudTasks", "AsyncQueueHandle"]
 
 
 def _async_transport(
-    transport: AsyncTransport | Transport | str | None,
-    credentials: Any,
-    emulator_host: str | None,
-    client_options: Any,
+    credentials: Any, client_options: Any, host: str | None, rest: str | None
 ) -> AsyncTransport | Transport:
-    if isinstance(transport, (AsyncTransport, Transport)):
-        return transport
-    if transport in (None, "grpc"):
-        from .transports.grpc import AsyncGrpcTransport
+    """The default async transport (its official client is made later still, in the running loop)."""
+    from .transports.grpc import AsyncGrpcTransport
 
-        host, rest = emulator_addresses(emulator_host)
-        return AsyncGrpcTransport(
-            credentials=credentials,
-            client_options=client_options,
-            emulator_host=host,
-            emulator_rest_host=rest,
-        )
-    raise UsageError(
-        f"transport {transport!r} must be 'grpc' or a transport instance "
-        "(the official client has no async REST; "
-        "pass RestTransport() to run it in worker threads)"
+    return AsyncGrpcTransport(
+        credentials=credentials, client_options=client_options, emulator_host=host, emulator_rest_host=rest
     )
 
 
@@ -59,6 +45,10 @@ class AsyncCloudTasks(ClientBase["AsyncTransport | Transport"]):
 
     Takes an :class:`~cloudtasks_kit.transports.AsyncTransport`, or a sync transport (the fake is called
     straight from the loop; a blocking one runs in worker threads).
+
+    As with :class:`~cloudtasks_kit.CloudTasks`, making one looks nothing up: the project, the location
+    and the credentials are resolved on first use (with the emulator, ``local-project`` and
+    ``us-central1`` by default), so it may be made at import time.
 
     Example:
         >>> tasks = AsyncCloudTasks(project="my-project", location="us-central1")  # doctest: +SKIP
@@ -77,17 +67,30 @@ class AsyncCloudTasks(ClientBase["AsyncTransport | Transport"]):
         limits: rules.Limits = rules.DEFAULT_LIMITS,
         retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
     ) -> None:
+        given: AsyncTransport | Transport | None = None
+        if isinstance(transport, (AsyncTransport, Transport)):
+            given = transport
+        elif transport not in (None, "grpc"):
+            raise UsageError(
+                f"transport {transport!r} must be 'grpc' or a transport instance "
+                "(the official client has no async REST; "
+                "pass RestTransport() to run it in worker threads)"
+            )
         super().__init__(
             project,
             location,
-            lambda: _async_transport(transport, credentials, emulator_host, client_options),
-            limits,
-            retry_policy,
+            transport=given,
+            emulator_host=emulator_host,
+            make_transport=lambda host, rest: _async_transport(credentials, client_options, host, rest),
+            uses_emulator=lambda host, rest: bool(host),
+            kind="AsyncGrpcTransport",
+            limits=limits,
+            retry_policy=retry_policy,
         )
 
     def queue(self, queue_id: str) -> AsyncQueueHandle:
         """A handle on the queue ``queue_id`` (no I/O)."""
-        return AsyncQueueHandle(self, self._queue_name(queue_id))
+        return AsyncQueueHandle(self, queue_id)
 
     async def list_queues(self, *, page_size: int | None = None) -> AsyncIterator[Queue]:
         """Every queue in the location, fetching pages as it goes."""
@@ -100,10 +103,12 @@ class AsyncCloudTasks(ClientBase["AsyncTransport | Transport"]):
                 return
 
     async def close(self) -> None:
-        if isinstance(self.transport, AsyncTransport):
-            await self.transport.close()
-        else:
-            self.transport.close()
+        """Close the transport's connections (if it was ever made)."""
+        transport = self._made_transport()
+        if isinstance(transport, AsyncTransport):
+            await transport.close()
+        elif transport is not None:
+            transport.close()
 
     async def __aenter__(self) -> AsyncCloudTasks:
         return self

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from types import TracebackType
 from typing import Any, overload
@@ -11,7 +11,7 @@ from typing_extensions import Unpack
 
 from . import _operations as ops
 from . import rules
-from ._client_base import ClientBase, QueueBase, emulator_addresses
+from ._client_base import ClientBase, QueueBase
 from ._operations import View
 from ._runner import Op, T, run, run_plan
 from .bulk import CreateResult, Progress
@@ -24,22 +24,14 @@ from .transports.base import Transport
 __all__ = ["CloudTasks", "QueueHandle"]
 
 
-def _sync_transport(
-    transport: Transport | str | None, credentials: Any, emulator_host: str | None, client_options: Any
-) -> Transport:
-    if isinstance(transport, Transport):
-        return transport
-    host, rest = emulator_addresses(emulator_host)
-    if transport in (None, "grpc"):
-        from .transports.grpc import GrpcTransport
+_KINDS: dict[str | None, str] = {None: "GrpcTransport", "grpc": "GrpcTransport", "rest": "RestTransport"}
 
-        return GrpcTransport(
-            credentials=credentials,
-            client_options=client_options,
-            emulator_host=host,
-            emulator_rest_host=rest,
-        )
-    if transport == "rest":
+
+def _sync_transport(
+    name: str | None, credentials: Any, client_options: Any, host: str | None, rest: str | None
+) -> Transport:
+    """The default transport named ``name``, to the emulator if its addresses are set."""
+    if name == "rest":
         from .transports.rest import RestTransport
 
         return RestTransport(
@@ -48,7 +40,16 @@ def _sync_transport(
             emulator_host=host,
             emulator_rest_host=rest,
         )
-    raise UsageError(f"transport {transport!r} must be 'grpc', 'rest' or a Transport instance")
+    from .transports.grpc import GrpcTransport
+
+    return GrpcTransport(
+        credentials=credentials, client_options=client_options, emulator_host=host, emulator_rest_host=rest
+    )
+
+
+def _sync_uses_emulator(name: str | None) -> Callable[[str | None, str | None], bool]:
+    # gRPC goes to the emulator given its gRPC address; REST given either (the REST one, or gRPC port + 1).
+    return lambda host, rest: bool(host or (name == "rest" and rest))
 
 
 class CloudTasks(ClientBase[Transport]):
@@ -56,6 +57,12 @@ class CloudTasks(ClientBase[Transport]):
 
     With no ``transport`` it uses the official gRPC client with application default credentials, or
     the emulator when ``emulator_host`` (or ``CLOUDTASKS_EMULATOR_HOST``) names one.
+
+    Making one does no I/O and looks nothing up: the project and location (the arguments, else
+    ``GOOGLE_CLOUD_PROJECT`` and ``CLOUDTASKS_LOCATION``, else with the emulator ``local-project`` and
+    ``us-central1``) are resolved when first needed, and the official client, with its credentials, is
+    made on the first call. A missing project is then a :class:`UsageError`, missing credentials an
+    :class:`Unauthenticated` saying how to get them. So ``tasks = CloudTasks()`` may sit at module level.
 
     Example:
         >>> tasks = CloudTasks(project="my-project", location="us-central1")  # doctest: +SKIP
@@ -75,17 +82,29 @@ class CloudTasks(ClientBase[Transport]):
         limits: rules.Limits = rules.DEFAULT_LIMITS,
         retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
     ) -> None:
+        given: Transport | None = None
+        name: str | None = None
+        if isinstance(transport, Transport):
+            given = transport
+        elif transport is None or (isinstance(transport, str) and transport in _KINDS):
+            name = transport
+        else:
+            raise UsageError(f"transport {transport!r} must be 'grpc', 'rest' or a Transport instance")
         super().__init__(
             project,
             location,
-            lambda: _sync_transport(transport, credentials, emulator_host, client_options),
-            limits,
-            retry_policy,
+            transport=given,
+            emulator_host=emulator_host,
+            make_transport=lambda host, rest: _sync_transport(name, credentials, client_options, host, rest),
+            uses_emulator=_sync_uses_emulator(name),
+            kind=_KINDS.get(name, ""),
+            limits=limits,
+            retry_policy=retry_policy,
         )
 
     def queue(self, queue_id: str) -> QueueHandle:
         """A handle on the queue ``queue_id`` (no I/O: the queue need not exist yet)."""
-        return QueueHandle(self, self._queue_name(queue_id))
+        return QueueHandle(self, queue_id)
 
     def list_queues(self, *, page_size: int | None = None) -> Iterator[Queue]:
         """Every queue in the location, fetching pages as it goes."""
@@ -100,8 +119,10 @@ class CloudTasks(ClientBase[Transport]):
         return run(self.transport, op)
 
     def close(self) -> None:
-        """Close the transport's connections."""
-        self.transport.close()
+        """Close the transport's connections (if it was ever made)."""
+        transport = self._made_transport()
+        if transport is not None:
+            transport.close()
 
     def __enter__(self) -> CloudTasks:
         return self

@@ -329,11 +329,21 @@ def from_exception(exc: BaseException) -> CloudTasksError:
         return api_error(grpc_code, str(details))
     if _is_connection_failure(exc):
         return TransportError(f"{type(exc).__name__}: {exc}")
+    if _is_missing_credentials(exc):
+        # No credentials at all: the fix is on the caller's machine, so the message says what to do.
+        return Unauthenticated(f"{NO_CREDENTIALS} ({type(exc).__name__})")
     if _is_credentials_failure(exc):
         # google-auth could not get or refresh a token (REST refreshes on a 401): an authentication failure.
         return api_error(StatusCode.UNAUTHENTICATED, f"{type(exc).__name__}: {exc}")
     return api_error(StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}")
 
+
+NO_CREDENTIALS = (
+    "no Google credentials were found (application default credentials): on your machine run "
+    "`gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account "
+    "key file, or pass credentials=...; to use the local emulator instead, set CLOUDTASKS_EMULATOR_HOST"
+)
+"""What :class:`Unauthenticated` says when google-auth finds no credentials at all."""
 
 # What gRPC says when it never reached a server (as opposed to a server answering UNAVAILABLE).
 _GRPC_NO_CONNECTION = "failed to connect to all addresses"
@@ -417,6 +427,16 @@ def _is_connection_failure(exc: BaseException) -> bool:
             "google.auth.exceptions.TransportError",
             "aiohttp.client_exceptions.ClientConnectionError",
         }
+    )
+
+
+def _is_missing_credentials(exc: BaseException) -> bool:
+    from google.auth import exceptions as auth
+
+    # InvalidOperation is a kind of DefaultCredentialsError too, but means credentials that exist and
+    # cannot do something (anonymous ones cannot be refreshed): not the missing-credentials advice.
+    return isinstance(exc, auth.DefaultCredentialsError) and not isinstance(
+        exc, (auth.InvalidOperation, auth.RefreshError)
     )
 
 

@@ -38,6 +38,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -45,6 +46,7 @@ from typing import Any
 import pydantic
 
 from . import logfields, rules, tracing
+from ._emulator_env import TRUST_EMULATOR_ENV
 from ._redact import shorten
 from ._wire import BodyError, read_asgi_body, read_wsgi_body
 from .app import TaskApp, TaskFunction
@@ -52,7 +54,14 @@ from .certs import WouldBlock
 from .context import GiveUp, HeaderError, RetryLater, TaskContext, _current
 from .errors import UsageError
 from .payload import DEFAULT_MAX_DEPTH, EnvelopeError, decode_envelope
-from .verify import GOOGLE_CERTS_URL, AuthError, CertificatesUnavailable, TokenVerifier, VerifiedToken
+from .verify import (
+    GOOGLE_CERTS_URL,
+    AuthError,
+    CertificatesUnavailable,
+    TokenVerifier,
+    VerifiedToken,
+    emulator_certs_url,
+)
 
 __all__ = ["HandlerResponse", "TaskHandler"]
 
@@ -103,7 +112,10 @@ class TaskHandler:
     Args:
         app: the task app whose functions this worker runs.
         verifier: how to check each request's OIDC token; by default ``app.verifier(...)`` with Google's
-            certificates (or ``certs_url``/``certs``: the emulator's, the fake's).
+            certificates (or ``certs_url``/``certs``: the emulator's, the fake's). In development,
+            ``CLOUDTASKS_HANDLER_TRUST_EMULATOR=1`` beside ``CLOUDTASKS_EMULATOR_HOST`` makes the default
+            verifier use the emulator's certificates (refused on Google runtimes, logged as a WARNING:
+            see :func:`cloudtasks_kit.verify.emulator_certs_url`).
         verify: ``False`` switches verification off, for local use only; the handler then trusts any
             request, and logs a warning once.
         max_body_bytes: the largest body read (413 beyond it); by default the task size limit of the
@@ -144,7 +156,21 @@ class TaskHandler:
             log.warning("TaskHandler is not verifying tokens: anyone who can reach it can run tasks")
             self.verifier: TokenVerifier | None = None
         else:
-            self.verifier = verifier or app.verifier(certs_url=certs_url, certs=certs)
+            self.verifier = verifier or app.verifier(
+                certs_url=self._certs_url(
+                    explicit=verifier is not None or certs is not None, given=certs_url
+                ),
+                certs=certs,
+            )
+
+    @staticmethod
+    def _certs_url(*, explicit: bool, given: str) -> str:
+        """Where the default verifier gets its certificates: as given, or the emulator's if told so."""
+        if explicit or given != GOOGLE_CERTS_URL:
+            if os.environ.get(TRUST_EMULATOR_ENV):
+                log.warning("%s is ignored: this TaskHandler was given its certificates", TRUST_EMULATOR_ENV)
+            return given
+        return emulator_certs_url() or GOOGLE_CERTS_URL
 
     # The steps, shared by the sync and async ways in. Each answers a HandlerResponse to stop.
 

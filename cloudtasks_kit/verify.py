@@ -14,7 +14,8 @@ Google's certificates are fetched once and cached for as long as their ``Cache-C
 early, at most once a minute, when a token names a key they do not have), with a short timeout, one fetch
 at a time, and failures remembered briefly: see :mod:`cloudtasks_kit.certs`. When they cannot be had the
 verifier raises :class:`CertificatesUnavailable` (the handler answers 503 with ``Retry-After``), never a
-stray exception. Locally, pass the emulator's ``certs_url`` or the fake's ``certs``.
+stray exception. Locally, pass the emulator's ``certs_url`` or the fake's ``certs``, or run a worker with
+``CLOUDTASKS_HANDLER_TRUST_EMULATOR=1`` beside the emulator's address (:func:`emulator_certs_url`).
 
 A token is a stranger's input until it verifies: before any of it is used it must be at most
 ``MAX_TOKEN_CHARS`` of ASCII, its header and claims flat JSON objects, its ``kid`` a short string. Error
@@ -37,6 +38,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeGuard
 
 from . import _json
+from ._emulator_env import EMULATOR_HOST_ENV, EMULATOR_REST_HOST_ENV, TRUST_EMULATOR_ENV, rest_url
 from ._redact import redact_url, shorten
 from .certs import DEFAULT_FAILURE_TTL, DEFAULT_TIMEOUT, CertificateSource, SourceUnavailable
 from .errors import CloudTasksError, UsageError
@@ -57,6 +59,7 @@ __all__ = [
     "VerifiedToken",
     "WrongAudience",
     "WrongIssuer",
+    "emulator_certs_url",
 ]
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
@@ -339,6 +342,63 @@ def _check_certs_source(certs_url: str, static: bool, allowed: bool) -> None:
                 "allow_non_google_certs=True for another host you control (a compose network, a mirror)"
             )
     log.warning("verifying task tokens against %s, not Google's certificates: for development only", where)
+
+
+_ON = ("1", "true", "yes", "on")
+_OFF = ("", "0", "false", "no", "off")
+
+
+def emulator_certs_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """The emulator's certificate URL if ``CLOUDTASKS_HANDLER_TRUST_EMULATOR=1`` asks a handler to trust it.
+
+    The one switch for a worker in development: :class:`~cloudtasks_kit.TaskHandler` made with its
+    default verification calls this, and verifies tokens against the URL it returns (None: Google's
+    certificates, as in production). It is honoured only beside ``CLOUDTASKS_EMULATOR_REST_HOST`` or
+    ``CLOUDTASKS_EMULATOR_HOST`` (the certificates are the emulator's REST ``/certs``), never on Cloud
+    Run, App Engine or Cloud Functions, and only on a loopback host (the rules of ``certs_url``); the
+    emulator's key signs tokens for anyone, so each refusal is a :class:`UsageError` at start-up rather
+    than a handler that quietly trusts everybody. Switched on, it logs a WARNING naming the URL.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(TRUST_EMULATOR_ENV)
+    if raw is None or raw.strip().lower() in _OFF:
+        return None
+    if raw.strip().lower() not in _ON:
+        raise UsageError(
+            f"{TRUST_EMULATOR_ENV}={shorten(raw, 40)} must be 1 (trust the emulator's certificates) or 0"
+        )
+    runtime = next((name for name in GOOGLE_RUNTIME_VARIABLES if env.get(name)), None)
+    if runtime is not None:
+        raise UsageError(
+            f"{TRUST_EMULATOR_ENV}=1 on a Google runtime ({runtime} is set): a production handler would trust "
+            "tokens anyone can mint with the emulator. Unset it: it is for a worker on your machine"
+        )
+    grpc_host, rest_host = env.get(EMULATOR_HOST_ENV) or None, env.get(EMULATOR_REST_HOST_ENV) or None
+    if grpc_host is None and rest_host is None:
+        raise UsageError(
+            f"{TRUST_EMULATOR_ENV}=1 but neither {EMULATOR_REST_HOST_ENV} nor {EMULATOR_HOST_ENV} is set: "
+            "the certificates to trust are the emulator's, so say where it runs (as printed by "
+            "`cloudtasks-kit emulator`), or unset it to verify with Google's certificates"
+        )
+    try:
+        url = rest_url(grpc_host, rest_host) + "/certs"
+    except ValueError:
+        raise UsageError(
+            f"{EMULATOR_HOST_ENV}={shorten(grpc_host, 60)} must be host:port (for {TRUST_EMULATOR_ENV}=1)"
+        ) from None
+    if not _is_loopback(url):
+        raise UsageError(
+            f"{TRUST_EMULATOR_ENV}=1 names certificates at {redact_url(url)!r}, which is not on this machine "
+            "(the rule: a loopback host such as 127.0.0.1). For an emulator on another host you control, "
+            "pass TaskHandler(app, verifier=TokenVerifier(..., certs_url=..., allow_non_google_certs=True))"
+        )
+    log.warning(
+        "%s=1: task tokens are verified against the emulator's certificates at %s, not Google's; "
+        "anyone who can mint emulator tokens can run tasks here. For development only",
+        TRUST_EMULATOR_ENV,
+        url,
+    )
+    return url
 
 
 def _is_loopback(url: str) -> bool:

@@ -338,8 +338,8 @@ class _PrefixedCloudTasks(CloudTasks):
         self.prefix = prefix
         super().__init__(*args, **kwargs)
 
-    def _queue_name(self, queue_id: str) -> QueueName:
-        return super()._queue_name(self.prefix + queue_id)
+    def _queue_id(self, queue_id: str) -> str:
+        return super()._queue_id(self.prefix + queue_id)
 
 
 class LiveHarness(Harness):

@@ -210,11 +210,13 @@ def test_project_and_location_are_required(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
     monkeypatch.delenv("CLOUDSDK_CORE_PROJECT", raising=False)
     monkeypatch.delenv("CLOUDTASKS_LOCATION", raising=False)
+    monkeypatch.delenv("CLOUDTASKS_EMULATOR_HOST", raising=False)
+    # Looked up when first needed (see tests/test_lazy_client.py), not when the client is made.
     with pytest.raises(kit.UsageError, match="needs a project"):
-        kit.CloudTasks(location="us-central1")
+        _ = kit.CloudTasks(location="us-central1").project
     with pytest.raises(kit.UsageError, match="needs a location"):
-        kit.CloudTasks(project="p")
-    with pytest.raises(kit.ValidationError, match="project"):
+        _ = kit.CloudTasks(project="p").parent
+    with pytest.raises(kit.ValidationError, match="project"):  # a value given is checked at once
         kit.CloudTasks(project="bad project", location="us-central1")
 
 
