@@ -121,7 +121,11 @@ class AttemptResult:
 @dataclasses.dataclass(frozen=True)
 class AttemptRecord:
     """One finished attempt, as the fake and the emulator keep it for inspection: what was sent, when
-    (engine clock), and what came back. The ``Authorization`` header is not kept."""
+    (engine clock), and what came back. The ``Authorization`` header is not kept.
+
+    ``url`` is the task's own (after any queue-level URI override): what Cloud Tasks would call. When an
+    emulator route sent the attempt to a local worker instead, ``routed_url`` is where it went.
+    """
 
     time: float
     task_name: str
@@ -133,6 +137,7 @@ class AttemptRecord:
     status: int | None
     error: str | None
     response_body: bytes = b""
+    routed_url: str | None = None
 
     @classmethod
     def of(cls, attempt: AttemptRequest, result: AttemptResult) -> AttemptRecord:
@@ -181,8 +186,9 @@ class AttemptRecord:
 
     def __repr__(self) -> str:
         result = self.status if self.status is not None else self.error
+        routed = f" via {self.routed_url}" if self.routed_url else ""
         return (
-            f"AttemptRecord({self.method} {self.url} task={self.task_id!r} retry={self.retry_count}"
+            f"AttemptRecord({self.method} {self.url}{routed} task={self.task_id!r} retry={self.retry_count}"
             f" -> {result})"
         )
 
