@@ -14,9 +14,12 @@ import logging
 import signal
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import rules
+
+if TYPE_CHECKING:
+    from .emulator.routes import Route
 
 __all__ = ["add_emulator_command", "run_emulator"]
 
@@ -42,7 +45,24 @@ declared queues:
     uri_override = { scheme = "http", host = "127.0.0.1", port = 8000, path = "/tasks/email" }
 
   A declared queue is created if missing; one with settings gets exactly those settings at each start.
-  See docs/local-development.md.
+
+routes and allowed hosts:
+  --route https://worker-abc.a.run.app=http://127.0.0.1:8080    (repeatable; or a [routes] table)
+  Attempts for tasks made for production URLs go to your local worker: scheme, host and port (and a
+  path prefix, if the route names one) are rewritten when the attempt is sent; the task keeps its URL
+  in the API, and its OIDC token keeps the task's audience (configure your handler with it). By
+  default the emulator delivers only to loopback addresses and routed hosts; an attempt for any other
+  host fails without being sent, and the log says so once per host. --allow-host HOST (repeatable;
+  *.domain for its subdomains) or --allow-any-host lift that.
+
+firebase-admin task queues:
+  export CLOUD_TASKS_EMULATOR_HOST=127.0.0.1:8124   (the REST port; firebase-admin's own variable)
+  functions.task_queue("fn").enqueue(...) then creates real tasks here, delivered to
+  https://LOCATION-PROJECT.cloudfunctions.net/fn unless routed, e.g.
+  --route https://us-central1-my-project.cloudfunctions.net=http://127.0.0.1:5001/my-project/us-central1
+  The queue must exist: --queue fn, or --auto-create-queues.
+
+See docs/local-development.md.
 """
 
 
@@ -106,6 +126,28 @@ def add_emulator_command(commands: Any) -> None:
         default=None,
         help="create a missing queue on the first task created in it (the service never does)",
     )
+    parser.add_argument(
+        "--route",
+        action="append",
+        default=[],
+        metavar="FROM=TO",
+        help="send attempts for the production base URL FROM to the local URL TO, e.g. "
+        "https://worker-abc.a.run.app=http://127.0.0.1:8080 (repeatable)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also deliver to HOST unrouted (default: loopback addresses and routed hosts only; "
+        "*.domain for its subdomains; repeatable)",
+    )
+    parser.add_argument(
+        "--allow-any-host",
+        action="store_true",
+        default=None,
+        help="deliver to any host, even production ones (routes still apply)",
+    )
     # The windows the service keeps names taken; faithful by default, shorter to try reuse locally.
     parser.add_argument(
         "--task-tombstone",
@@ -153,6 +195,25 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _routes(specs: list[str], table: tuple[tuple[str, str], ...]) -> list[Route]:
+    """The config file's routes, then ``--route``'s; a ``--route`` from the same source wins."""
+    from .emulator.routes import Route, RouteError
+
+    chosen: dict[tuple[str, str, int, str], Route] = {}
+    for source, target in table:
+        route = Route(source, target)
+        chosen[route.identity] = route
+    given: set[tuple[str, str, int, str]] = set()
+    for spec in specs:
+        route = Route.parse(spec)
+        key = route.identity
+        if key in given:
+            raise RouteError(f"--route {spec!r}: {route.source} is routed twice")
+        given.add(key)
+        chosen[key] = route
+    return list(chosen.values())
+
+
 def run_emulator(args: argparse.Namespace) -> int:
     """Run the emulator until SIGTERM or SIGINT; returns the exit status."""
     from .cli import EXIT_FAILED, EXIT_USAGE, fail, missing_emulator_extra, taken_port
@@ -171,6 +232,7 @@ def run_emulator(args: argparse.Namespace) -> int:
         parse_config,
     )
     from .emulator.persistence import DataDirError
+    from .emulator.routes import RouteError, Router
 
     try:
         config = EmulatorConfig()
@@ -180,9 +242,13 @@ def run_emulator(args: argparse.Namespace) -> int:
         project = args.project or config.project or DEFAULT_PROJECT
         location = args.location or config.location or DEFAULT_LOCATION
         declared = merge(args.queue, config, project=project, location=location)
-    except ConfigError as exc:
+        routes = _routes(args.route, config.routes)
+        allow_hosts = [*config.allow_hosts, *args.allow_host]
+        Router(routes, allow_hosts=allow_hosts)  # every host checked before anything starts
+    except (ConfigError, RouteError) as exc:
         return fail("emulator", str(exc), EXIT_USAGE)
     auto_create = bool(args.auto_create_queues or config.auto_create_queues)
+    allow_any_host = bool(args.allow_any_host or config.allow_any_host)
 
     # Checked before starting: the servers report a taken port as a RuntimeError (gRPC) or OSError
     # (aiohttp) from deep inside, and a half-started emulator then complains again at exit.
@@ -207,6 +273,9 @@ def run_emulator(args: argparse.Namespace) -> int:
             queues=declared,
             auto_create_queues=auto_create,
             dashboard=args.dashboard,
+            routes=routes,
+            allow_hosts=allow_hosts,
+            allow_any_host=allow_any_host,
         )
     except DataDirError as exc:
         return fail("emulator", str(exc), EXIT_FAILED)
@@ -230,6 +299,9 @@ def run_emulator(args: argparse.Namespace) -> int:
             log.warning("queue %s %s", name, what)
         if auto_create:
             log.warning("queues are created on their first task (--auto-create-queues)")
+        for line in emulator.router.describe():
+            log.warning("%s", line)
+        log.info("firebase-admin task queues: export CLOUD_TASKS_EMULATOR_HOST=%s", emulator.rest_address)
         await stop.wait()
         running = emulator.in_flight
         if running:

@@ -3,12 +3,18 @@
 It sleeps until the engine says something is due (or a call wakes it), starts every due attempt as its
 own asyncio task, and reports each outcome back to the engine. Schedule times, rate limits, concurrency,
 deadlines and backoff are all the engine's; this module only does the I/O.
+
+Where an attempt goes is decided at send time by an optional ``resolve`` function (the emulator's
+:class:`~cloudtasks_kit.emulator.routes.Router`): it may rewrite the URL (a route to a local worker) or
+refuse it by raising :class:`DeliveryRefused`, before any socket is opened. The task keeps its own URL;
+the attempt's record keeps both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +25,7 @@ from ..engine.attempts import AttemptRecord, AttemptRequest, AttemptResult, pars
 from ..engine.engine import Engine
 from ..logfields import attempt_fields
 
-__all__ = ["RealtimeDriver"]
+__all__ = ["DeliveryRefused", "RealtimeDriver", "Resolver"]
 
 log = logging.getLogger("cloudtasks_kit.emulator")
 
@@ -28,11 +34,26 @@ _MAX_RESPONSE_BODY = 64 * 1024
 _LOOP_RETRY = 1.0
 
 
+class DeliveryRefused(Exception):
+    """Raised by a resolver: this attempt must not be sent; the message says why and what to do."""
+
+
+Resolver = Callable[[str], str]
+"""``resolve(url) -> url to send to``; raises :class:`DeliveryRefused` to refuse the attempt."""
+
+
 class RealtimeDriver:
     """Delivers an engine's tasks over HTTP until stopped, reporting each finished attempt to ``on_attempt``."""
 
-    def __init__(self, engine: Engine, *, on_attempt: Callable[[AttemptRecord], None] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        on_attempt: Callable[[AttemptRecord], None] | None = None,
+        resolve: Resolver | None = None,
+    ) -> None:
         self.engine = engine
+        self.resolve = resolve
         self.scheduler = engine.scheduler
         self.on_attempt = on_attempt
         self._wake = asyncio.Event()
@@ -96,8 +117,14 @@ class RealtimeDriver:
         """One attempt, supervised: whatever goes wrong, the attempt is reported as failed (so the task is
         retried under its rules) and nothing else stops."""
         started = time.monotonic()
+        sent_to = attempt.url
         try:
-            result = await self._request(attempt)
+            sent_to = self._destination(attempt)
+            # Sent as a copy with the URL it goes to; the engine is told about the attempt it started.
+            sending = attempt if sent_to == attempt.url else dataclasses.replace(attempt, url=sent_to)
+            result = await self._request(sending)
+        except DeliveryRefused as exc:
+            result = AttemptResult(None, error=f"REFUSED: {exc}")
         except Exception as exc:
             log.exception(
                 "attempt of task %s (queue %s) failed in the emulator", attempt.task_name, attempt.queue_name
@@ -115,9 +142,10 @@ class RealtimeDriver:
         self._wake.set()
         elapsed_ms = latency * 1000
         log.info(
-            "%s %s task=%s retry=%d -> %s (%.0f ms)",
+            "%s %s%s task=%s retry=%d -> %s (%.0f ms)",
             attempt.method,
             attempt.url,
+            f" (routed to {sent_to})" if sent_to != attempt.url else "",
             attempt.task_id,
             attempt.retry_count,
             result.status if result.status is not None else result.error,
@@ -126,11 +154,22 @@ class RealtimeDriver:
         )
         if self.on_attempt is not None:
             try:
-                self.on_attempt(AttemptRecord.of(attempt, result, outcome=outcome, latency=latency))
+                record = AttemptRecord.of(attempt, result, outcome=outcome, latency=latency)
+                if sent_to != attempt.url:
+                    record = dataclasses.replace(record, routed_url=sent_to)
+                self.on_attempt(record)
             except Exception:
                 log.exception("the on_attempt callback failed")
 
+    def _destination(self, attempt: AttemptRequest) -> str:
+        """Where to send ``attempt``: its URL, or the resolver's answer (which may refuse it)."""
+        if self.resolve is None or attempt.failed is not None:
+            return attempt.url
+        return self.resolve(attempt.url)
+
     async def _request(self, attempt: AttemptRequest) -> AttemptResult:
+        # Host is left to aiohttp, from the URL actually sent to (a routed attempt's is the local
+        # worker's): the engine never puts one in the headers, as Host is computed by the service too.
         assert self._session is not None
         if attempt.failed is not None:
             return AttemptResult(None, error=attempt.failed)

@@ -10,6 +10,11 @@ The file::
     project = "local-project"          # for short queue ids (--project wins)
     location = "us-central1"           # (--location wins)
     auto_create_queues = false         # (--auto-create-queues wins)
+    allow_hosts = ["worker.internal"]  # deliver there unrouted too (with --allow-host)
+    allow_any_host = false             # (--allow-any-host wins)
+
+    [routes]                           # production base URL = local worker (with --route; see routes.py)
+    "https://worker-abc.a.run.app" = "http://127.0.0.1:8080"
 
     [queues.emails]                    # a short id, or a full name: [queues."projects/p/locations/l/queues/q"]
     rate_limits = { max_dispatches_per_second = 5, max_concurrent_dispatches = 2 }
@@ -60,7 +65,7 @@ __all__ = [
 DEFAULT_PROJECT = "local-project"
 DEFAULT_LOCATION = "us-central1"
 
-_TOP_KEYS = ("project", "location", "auto_create_queues", "queues")
+_TOP_KEYS = ("project", "location", "auto_create_queues", "allow_hosts", "allow_any_host", "routes", "queues")
 _SECTIONS: dict[str, type[RateLimits | RetryConfig | QueueHttpTarget]] = {
     "rate_limits": RateLimits,
     "retry_config": RetryConfig,
@@ -99,6 +104,10 @@ class EmulatorConfig:
     location: str | None = None
     auto_create_queues: bool | None = None
     queues: tuple[QueueDeclaration, ...] = ()
+    routes: tuple[tuple[str, str], ...] = ()
+    """``[routes]``: (production base URL, local URL) pairs, checked."""
+    allow_hosts: tuple[str, ...] = ()
+    allow_any_host: bool | None = None
 
 
 def queue_name(text: str, project: str, location: str, *, field: str = "--queue") -> str:
@@ -151,9 +160,9 @@ def parse_config(
             raise ConfigError(f"{source}: key {key!r} is not known (known: {', '.join(_TOP_KEYS)})")
     own_project = _string(data, "project", source)
     own_location = _string(data, "location", source)
-    auto = data.get("auto_create_queues")
-    if auto is not None and not isinstance(auto, bool):
-        raise ConfigError(f"{source}: auto_create_queues {auto!r} must be true or false")
+    auto = _flag(data, "auto_create_queues", source)
+    allow_any = _flag(data, "allow_any_host", source)
+    routes, allow_hosts = _delivery(data, source)
     project = project or own_project or DEFAULT_PROJECT
     location = location or own_location or DEFAULT_LOCATION
     queues = data.get("queues", {})
@@ -162,7 +171,35 @@ def parse_config(
     declared = tuple(
         _queue(key, value, source=source, project=project, location=location) for key, value in queues.items()
     )
-    return EmulatorConfig(own_project, own_location, auto, declared)
+    return EmulatorConfig(own_project, own_location, auto, declared, routes, allow_hosts, allow_any)
+
+
+def _flag(data: Mapping[str, Any], key: str, source: str) -> bool | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"{source}: {key} {value!r} must be true or false")
+    return value
+
+
+def _delivery(data: Mapping[str, Any], source: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """The ``[routes]`` table and ``allow_hosts`` list, each entry checked as the emulator will use it."""
+    from .routes import RouteError, check_allowed_host, parse_routes
+
+    table = data.get("routes", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError(
+            f'{source}: routes {table!r} must be a table ([routes] "https://..." = "http://...")'
+        )
+    hosts = data.get("allow_hosts", [])
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        raise ConfigError(f"{source}: allow_hosts {hosts!r} must be a list of host names")
+    try:
+        parse_routes(table, field="routes")
+        for host in hosts:
+            check_allowed_host(host, field="allow_hosts")
+    except RouteError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return tuple(table.items()), tuple(hosts)
 
 
 def _string(data: Mapping[str, Any], key: str, source: str) -> str | None:

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -23,7 +23,7 @@ from ..engine.engine import Engine
 from ..errors import StatusCode, ValidationError
 from ..transports.calls import RPCS, BufferTaskRequest, HttpRule, Rpc
 
-__all__ = ["make_rest_app"]
+__all__ = ["answering_errors", "error_response", "make_rest_app", "parse_request"]
 
 log = logging.getLogger("cloudtasks_kit.emulator")
 
@@ -54,18 +54,16 @@ def error_response(code: StatusCode, message: str) -> web.Response:
     return web.json_response(body, status=code.http_status)
 
 
-def make_rest_app(
-    engine: Engine, *, max_body: int, routes: Callable[[web.Application], None] | None = None
-) -> web.Application:
-    """The aiohttp application serving ``/v2/...`` and ``/certs`` for ``engine``; ``routes`` adds more
-    (the dashboard's) before the catch-all that answers unknown paths."""
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
-    async def certs(_: web.Request) -> web.Response:
-        return web.json_response(engine.signer.certs())
 
-    async def v2(request: web.Request) -> web.Response:
+def answering_errors(handler: Handler, *, max_body: int) -> Handler:
+    """``handler`` with every failure answered as Google's JSON error body (the engine's errors with
+    their own code, a bug as INTERNAL with the details in the log)."""
+
+    async def guarded(request: web.Request) -> web.Response:
         try:
-            return await _serve(engine, request)
+            return await handler(request)
         except _HttpError as exc:
             return error_response(exc.code, exc.message)
         except core.GoogleAPICallError as exc:
@@ -81,13 +79,34 @@ def make_rest_app(
             log.exception("REST %s %s failed", request.method, request.path)
             return error_response(StatusCode.INTERNAL, "the emulator failed on this request; see its log")
 
+    return guarded
+
+
+def make_rest_app(
+    engine: Engine, *, max_body: int, routes: Callable[[web.Application], None] | None = None
+) -> web.Application:
+    """The aiohttp application serving ``/v2/...``, ``/certs`` and the Firebase task-queue dialect
+    (``/projects/...``, see :mod:`.firebase`) for ``engine``; ``routes`` adds more (the dashboard's)
+    before the catch-all that answers unknown paths."""
+    from . import firebase
+
+    async def certs(_: web.Request) -> web.Response:
+        return web.json_response(engine.signer.certs())
+
+    async def v2(request: web.Request) -> web.Response:
+        return await _serve(engine, request)
+
+    async def firebase_dialect(request: web.Request) -> web.Response:
+        return await firebase.serve(engine, request)
+
     async def unknown(request: web.Request) -> web.Response:
         return error_response(StatusCode.NOT_FOUND, f"unknown path {request.path!r}")
 
     app = web.Application(client_max_size=max_body)
     app.router.add_get("/certs", certs)
     app.router.add_get("/oauth2/v1/certs", certs)
-    app.router.add_route("*", "/v2/{tail:.*}", v2)
+    app.router.add_route("*", "/v2/{tail:.*}", answering_errors(v2, max_body=max_body))
+    app.router.add_route("*", "/projects/{tail:.*}", answering_errors(firebase_dialect, max_body=max_body))
     if routes is not None:
         routes(app)
     app.router.add_route("*", "/{tail:.*}", unknown)
@@ -114,8 +133,18 @@ async def _serve(engine: Engine, request: web.Request) -> web.Response:
 
 
 async def _call(engine: Engine, request: web.Request, route: _Route, match: re.Match[str]) -> web.Response:
-    message = route.rpc.wire_request()
-    body_field = route.rule.body
+    message = await parse_request(request, route.rpc, route.rule, match)
+    response = engine.call(route.rpc.name, message)
+    return _json(_EMPTY if response is None else response, request)
+
+
+async def parse_request(
+    request: web.Request, rpc: Rpc[Any, Any], rule: HttpRule, match: re.Match[str]
+) -> Any:
+    """The raw request message of ``rpc`` from an HTTP request bound by ``rule``: the JSON body, the
+    query parameters, then the path's fields (which win)."""
+    message = rpc.wire_request()
+    body_field = rule.body
     body = await request.read()
     if body_field is not None and body.strip():
         try:
@@ -130,10 +159,9 @@ async def _call(engine: Engine, request: web.Request, route: _Route, match: re.M
     query = {k: v for k, v in request.query.items() if not k.startswith("$")}
     if query:
         _parse_into(query, message, ignore_unknown=True)
-    for field in route.rule.fields():
+    for field in rule.fields():
         _set_path(message, field, match.group(field.replace(".", "__")))
-    response = engine.call(route.rpc.name, message)
-    return _json(_EMPTY if response is None else response, request)
+    return message
 
 
 async def _buffer(engine: Engine, request: web.Request, match: re.Match[str]) -> web.Response:

@@ -17,7 +17,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ..drivers.realtime import RealtimeDriver
     from .declared import QueueDeclaration
     from .persistence import SqliteJournal
+    from .routes import Route
 
 __all__ = ["Emulator"]
 
@@ -61,6 +62,12 @@ class Emulator:
         auto_create_queues: create a missing queue on the first task created in it (the service does not).
         dashboard: serve the web dashboard at the REST server's ``/`` (see docs/dashboard.md); its
             buttons act only when ``host`` is a loopback address.
+        routes: send attempts for production URLs to local workers: ``{"https://worker-abc.a.run.app":
+            "http://127.0.0.1:8080"}`` or ``FROM=TO`` strings (see :mod:`cloudtasks_kit.emulator.routes`).
+            The task keeps its URL; only where the attempt is sent changes.
+        allow_hosts: hosts to deliver to unrouted besides loopback addresses (names, IPs, ``*.domain``).
+        allow_any_host: deliver to any host. By default an attempt for a host that is neither loopback,
+            routed nor allowed fails without being sent, and the log says how to route or allow it.
     """
 
     def __init__(
@@ -77,7 +84,15 @@ class Emulator:
         queues: Iterable[QueueDeclaration] = (),
         auto_create_queues: bool = False,
         dashboard: bool = True,
+        routes: Mapping[str, str] | Iterable[str | Route] = (),
+        allow_hosts: Iterable[str] = (),
+        allow_any_host: bool = False,
     ) -> None:
+        from .routes import Router
+
+        # Checked first: a bad route must not leave a data directory open.
+        self.router = Router(routes, allow_hosts=allow_hosts, allow_any_host=allow_any_host)
+        """Where attempts go: the routes and the allowed hosts."""
         self.host = host
         self._dashboard = dashboard
         self._ports = (port, rest_port)
@@ -165,6 +180,11 @@ class Emulator:
             "CLOUDTASKS_EMULATOR_REST_HOST": self.rest_address,
         }
 
+    def firebase_environment(self) -> dict[str, str]:
+        """The variable that points firebase-admin's task queues at this emulator's REST port (where it
+        speaks their dialect: see :mod:`cloudtasks_kit.emulator.firebase`). The kit never reads it."""
+        return {"CLOUD_TASKS_EMULATOR_HOST": self.rest_address}
+
     # Running on the current event loop.
 
     async def start_async(self) -> None:
@@ -192,7 +212,7 @@ class Emulator:
         site = web.TCPSite(runner, self.host, self._ports[1])
         await site.start()
         self.rest_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        driver = RealtimeDriver(self.engine, on_attempt=self.attempts.append)
+        driver = RealtimeDriver(self.engine, on_attempt=self.attempts.append, resolve=self.router.resolve)
         self._driver = driver
         delivering = asyncio.create_task(driver.run())
 

@@ -141,7 +141,11 @@ class AttemptOutcome:
 @dataclasses.dataclass(frozen=True)
 class AttemptRecord:
     """One finished attempt, as the fake and the emulator keep it for inspection: what was sent, when
-    (engine clock), and what came back. The ``Authorization`` header is not kept."""
+    (engine clock), and what came back. The ``Authorization`` header is not kept.
+
+    ``url`` is the task's own (after any queue-level URI override): what Cloud Tasks would call. When an
+    emulator route sent the attempt to a local worker instead, ``routed_url`` is where it went.
+    """
 
     time: float
     task_name: str
@@ -159,6 +163,8 @@ class AttemptRecord:
     """Seconds from sending to the answer (None when the driver does not measure it)."""
     outcome: AttemptOutcome | None = None
     """What the result did to the task (None when not known)."""
+    routed_url: str | None = None
+    """Where the attempt was really sent when an emulator route rewrote its URL, or None."""
 
     @classmethod
     def of(
@@ -217,8 +223,9 @@ class AttemptRecord:
 
     def __repr__(self) -> str:
         result = self.status if self.status is not None else self.error
+        routed = f" via {self.routed_url}" if self.routed_url else ""
         return (
-            f"AttemptRecord({self.method} {self.url} task={self.task_id!r} retry={self.retry_count}"
+            f"AttemptRecord({self.method} {self.url}{routed} task={self.task_id!r} retry={self.retry_count}"
             f" -> {result})"
         )
 
