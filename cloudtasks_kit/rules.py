@@ -56,6 +56,14 @@ class Limits:
         max_retry_after: the longest wait a worker's ``Retry-After`` answer (429 or 503) may impose on a
             task and its queue. The service's bound is not documented; one hour by default (the longest
             default backoff).
+        max_request_bytes: the largest request message the transport carries (client side). Bulk creates
+            cut their BatchCreateTasks calls to stay a sixteenth under it. 4 MiB by default: gRPC's
+            default largest message, which a server such as the emulator's refuses beyond.
+        clock_skew: how far the service's clock may lag this machine's (client side). A create retried
+            after a lost answer that finds its id taken reads the task: it is this call's if its
+            ``create_time`` is not before the second in which the call started, less this much. 0 by
+            default (exact on the fake, the emulator and a host kept in sync by NTP); see
+            docs/reliability.md.
     """
 
     max_task_bytes: int = 1024 * 1024
@@ -64,6 +72,8 @@ class Limits:
     queue_tombstone: timedelta = timedelta(days=3)
     min_dispatch_deadline: timedelta = timedelta(seconds=15)
     max_retry_after: timedelta = timedelta(hours=1)
+    max_request_bytes: int = 4 * 1024 * 1024
+    clock_skew: timedelta = timedelta(0)
 
 
 DEFAULT_LIMITS = Limits()
