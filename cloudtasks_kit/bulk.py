@@ -222,6 +222,12 @@ def prepare(
         except errors.CloudTasksError as exc:
             results[index] = CreateResult(index, None, exc)
             continue
+        except (ValueError, TypeError, RecursionError) as exc:
+            # A spec hostile enough to break a library below the rules (protobuf, pydantic): its own
+            # error, never the whole bulk's.
+            reason = f"could not be built ({type(exc).__name__}: {str(exc)[:200]})"
+            results[index] = CreateResult(index, None, errors.ValidationError("task spec", index, reason))
+            continue
         (named if request.task.name else unnamed).append((index, request))
     budget = batch_budget(limits)
     chunks = [

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from ._convert import to_seconds
+from ._redact import REDACTED, is_secret_name, redact_url
 from .errors import ValidationError
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "check_queue_id",
     "check_task_id",
     "check_task_message",
+    "check_text",
     "check_uri_override",
     "check_url",
     "reserved_header",
@@ -169,21 +171,43 @@ _GOOD_URL = re.compile(r"https?://[^/?#\s]+[^\s]*", re.IGNORECASE)
 
 
 def check_url(value: str, field: str = "url") -> str:
-    """An absolute http(s) URL with a host, at most 2083 characters."""
-    if len(value) <= MAX_URL_LENGTH and _GOOD_URL.fullmatch(value):
+    """An absolute http(s) URL with a host, at most 2083 characters, that UTF-8 can encode.
+
+    Errors show the URL with its user info and credential-like query values (``?api_key=``...) hidden.
+    """
+    if len(value) <= MAX_URL_LENGTH and _GOOD_URL.fullmatch(value) and value.isascii():
         return value  # the usual case, in one match; the checks below say what is wrong otherwise
+    shown = redact_url(value)
     if len(value) > MAX_URL_LENGTH:
-        raise ValidationError(field, value, f"is longer than {MAX_URL_LENGTH} characters")
+        raise ValidationError(field, shown, f"is longer than {MAX_URL_LENGTH} characters")
     lowered = value[:8].lower()
     if lowered.startswith("https://"):
         rest = value[8:]
     elif lowered.startswith("http://"):
         rest = value[7:]
     else:
-        raise ValidationError(field, value, "must start with 'http://' or 'https://'")
+        raise ValidationError(field, shown, "must start with 'http://' or 'https://'")
     host = _HOST_END.split(rest, 1)[0]
     if not host or _WHITESPACE.search(value):
-        raise ValidationError(field, value, "must be an absolute URL with a host and no spaces")
+        raise ValidationError(field, shown, "must be an absolute URL with a host and no spaces")
+    check_text(field, value, shown=shown)
+    return value
+
+
+def check_text(field: str, value: str, *, shown: object = None) -> str:
+    """Text that UTF-8 can encode: a lone surrogate (``"\\ud800"``, which JSON allows) cannot be sent.
+
+    ``shown`` stands for the value in the error, when the value itself must not be shown.
+    """
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            raise ValidationError(
+                field,
+                value if shown is None else shown,
+                f"holds a lone surrogate ({value[exc.start]!r} at {exc.start}), which UTF-8 cannot encode",
+            ) from None
     return value
 
 
@@ -209,8 +233,11 @@ def check_headers(
     for name, value in headers:
         if not _TOKEN_RE.fullmatch(name):
             raise ValidationError(field, name, "is not a valid HTTP header name")
+        # The value of an Authorization, Cookie or API-key header is a credential: errors never show it.
+        shown = REDACTED if is_secret_name(name) else value
         if _LINE_BREAK.search(value):
-            raise ValidationError(f"{field} {name!r} value", value, "must not contain line breaks")
+            raise ValidationError(f"{field} {name!r} value", shown, "must not contain line breaks")
+        check_text(f"{field} {name!r} value", value, shown=shown)
         if strict and reserved_header(name):
             raise ValidationError(
                 field,

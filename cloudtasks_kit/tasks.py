@@ -125,8 +125,14 @@ class TaskSpec(KitModel):
                 raise ValidationError(
                     "task_id and dedup_key", (self.task_id, self.dedup_key), "are exclusive"
                 )
-        if self.dedup_key is not None and not self.dedup_key:
-            raise ValidationError("dedup_key", self.dedup_key, "must not be empty")
+        if self.dedup_key is not None:
+            if not self.dedup_key:
+                raise ValidationError("dedup_key", self.dedup_key, "must not be empty")
+            rules.check_text("dedup_key", self.dedup_key)
+        for kind, token in (("oidc", self.oidc), ("oauth", self.oauth)):
+            for name, value in token or ():
+                if isinstance(value, str):
+                    rules.check_text(f"{kind}.{name}", value)
         return self
 
     @property
@@ -193,7 +199,7 @@ def encode_body(
     if body is not None:
         return body, out
     if text is not None:
-        data, content_type = text.encode(), _TEXT
+        data, content_type = rules.check_text("text", text).encode(), _TEXT
     elif json is not NO_JSON:
         try:
             data, content_type = pydantic_core.to_json(json), _JSON
