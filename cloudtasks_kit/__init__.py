@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from .queues import Queue, QueueHttpTarget, QueueState, RateLimits, RetryConfig, UriOverride
     from .retry import RetryPolicy
     from .rules import Limits
-    from .tasks import Attempt, Task, TaskSpec, task_id_for_key
+    from .tasks import Attempt, CreateOutcome, Task, TaskSpec, task_id_for_key
     from .verify import AuthError, TokenVerifier, VerifiedToken
 
 _HOME = {
@@ -61,6 +61,7 @@ _HOME = {
     "Cancelled": "errors",
     "CloudTasks": "client",
     "CloudTasksError": "errors",
+    "CreateOutcome": "tasks",
     "CreateResult": "bulk",
     "DeadlineExceeded": "errors",
     "FailedPrecondition": "errors",
@@ -117,6 +118,7 @@ __all__ = [
     "Cancelled",
     "CloudTasks",
     "CloudTasksError",
+    "CreateOutcome",
     "CreateResult",
     "DeadlineExceeded",
     "FailedPrecondition",

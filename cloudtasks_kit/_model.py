@@ -7,6 +7,7 @@ from typing import Any
 import pydantic
 from typing_extensions import Self
 
+from ._redact import REDACTED, is_secret_name
 from .errors import ValidationError
 
 
@@ -54,11 +55,15 @@ def kit_error(exc: pydantic.ValidationError) -> ValidationError:
     inner = (first.get("ctx") or {}).get("error")
     if isinstance(inner, ValidationError):
         return inner
-    field = ".".join(str(part) for part in first["loc"]) or exc.title
+    loc = first["loc"]
+    field = ".".join(str(part) for part in loc) or exc.title
     rule = first["msg"]
+    given = first.get("input")
+    if len(loc) >= 2 and loc[-2] == "headers" and is_secret_name(str(loc[-1])):
+        given = REDACTED  # headers.Authorization, headers.X-Api-Key...: a credential, never shown
     if first["type"] == "extra_forbidden":
         rule = "is not a known field"
-        return ValidationError(field, first["input"], rule)
+        return ValidationError(field, given, rule)
     if first["type"] == "missing":
         return ValidationError(field, None, "is required")
-    return ValidationError(field, first["input"], f"is not valid: {rule[:1].lower()}{rule[1:]}")
+    return ValidationError(field, given, f"is not valid: {rule[:1].lower()}{rule[1:]}")

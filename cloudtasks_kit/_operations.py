@@ -9,17 +9,19 @@ transport; the facades (``client.py``, ``aio.py``) only choose the runner.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from google.cloud import tasks_v2
 
 from . import errors, rules, tracing
 from ._runner import Op, Plan, call
-from .names import parse_task_name, task_path
+from .names import parse_task_name, short_id, task_path
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig, build_queue_pb
 from .retry import RetryPolicy
-from .tasks import Task, TaskSpec, build_task, encode_body
+from .tasks import CreateOutcome, Task, TaskSpec, build_task, encode_body
 from .transports import calls
 from .transports.calls import BufferTaskRequest
 
@@ -68,34 +70,70 @@ def create_request(queue_name: str, spec: TaskSpec, *, now: float, limits: rules
     return request
 
 
-def create_attempt(request: Any, retried: bool) -> Op[Task]:
-    """One attempt at a create. On a retry, ALREADY_EXISTS means an earlier attempt landed: that task is
-    the answer."""
+def create_attempt(request: Any, retried: bool, started: float, limits: rules.Limits) -> Op[Task]:
+    """One attempt at a create.
+
+    ALREADY_EXISTS on the first attempt: the id was used before this call, :class:`AlreadyExists`. On a
+    retry (an earlier attempt's answer was lost, so it may have landed): :func:`found_taken` decides.
+    """
     try:
         response = yield from call(calls.CREATE_TASK, tasks_v2.CreateTaskRequest.wrap(request))
-    except errors.AlreadyExists:
+    except errors.AlreadyExists as exc:
         if not retried:
             raise
-        return (yield from landed(request.task.name))
-    return Task.from_message(response)
+        return (yield from found_taken(request.task.name, started, limits, exc))
+    return Task.from_message(response, CreateOutcome.CREATED)
 
 
-def landed(name: str) -> Op[Task]:
-    """The task an earlier, unanswered attempt created. If it already ran (or was deleted), only its name
-    is known: a Task with just ``name`` set."""
+def found_taken(name: str, started: float, limits: rules.Limits, taken: errors.AlreadyExists) -> Op[Task]:
+    """A retried create found its id taken: did an earlier, unanswered attempt of this call make the task
+    (``LANDED``), or was the id used before the call (:class:`AlreadyExists`, as without faults)?
+
+    The kit reads the task: it is this call's if its ``create_time`` (whole seconds, the service's
+    clock) is not before the second in which the call ``started`` (this machine's clock, less
+    ``limits.clock_skew``). If it cannot be read (no ``cloudtasks.tasks.get``, a failed read, or the
+    task already ran or was deleted), the create does not fail for it: it returns the name alone,
+    ``UNCONFIRMED``.
+    """
     try:
-        return (yield from get_task(name, "BASIC"))
-    except errors.NotFound:
-        return Task(_PB_TASK(name=name))
+        response = yield from call(
+            calls.GET_TASK, tasks_v2.GetTaskRequest(name=name, response_view=tasks_v2.Task.View.BASIC)
+        )
+    except errors.CloudTasksError:
+        # PERMISSION_DENIED (roles/cloudtasks.enqueuer has no tasks.get), NOT_FOUND (it ran, or was
+        # deleted), or the read failed: what is known is that a task of this name exists or existed.
+        return Task(_PB_TASK(name=name), CreateOutcome.UNCONFIRMED)
+    pb = tasks_v2.Task.pb(response) if isinstance(response, tasks_v2.Task) else response
+    created = int(pb.create_time.seconds)
+    if not created:  # a service that leaves create_time out: nothing to compare with
+        return Task.from_message(response, CreateOutcome.UNCONFIRMED)
+    if created >= math.floor(started - limits.clock_skew.total_seconds()):
+        return Task.from_message(response, CreateOutcome.LANDED)
+    error = errors.AlreadyExists(
+        f"{taken.message} (task {short_id(name)} was created at {_utc(created)}, before this create "
+        f"started at {_utc(started)}: its id was used before, and a retry does not make it this call's)"
+    )
+    error.__cause__ = taken
+    raise error
+
+
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
 
 
 def plan_create(
     queue_name: str, spec: TaskSpec, *, now: float, limits: rules.Limits, policy: RetryPolicy | None
 ) -> Plan[Task]:
-    """A create, retried under ``policy`` when the task has an id (see :mod:`cloudtasks_kit.retry`)."""
+    """A create, retried under ``policy`` when the task has an id (see :mod:`cloudtasks_kit.retry`).
+
+    ``now`` is when the call started, on the transport's clock: ``delay`` counts from it, and a retry that
+    finds the id taken compares the task's ``create_time`` with it.
+    """
     request = create_request(queue_name, spec, now=now, limits=limits)
     trace = tracing.for_create(queue_name, request, limits)  # None unless OpenTelemetry is on
-    return Plan(policy, bool(request.task.name), lambda retried: create_attempt(request, retried), trace)
+    return Plan(
+        policy, bool(request.task.name), lambda retried: create_attempt(request, retried, now, limits), trace
+    )
 
 
 def get_task(name: str, view: View) -> Op[Task]:

@@ -1,10 +1,14 @@
-"""Bulk creates: BatchCreateTasks in chunks of at most 100, a result per input, in input order.
+"""Bulk creates: BatchCreateTasks in chunks of at most 100 and under the request size limit, a result
+per input, in input order.
 
 Nothing is dropped: a spec that fails the rules, a task the service refuses, and a chunk whose every
-attempt failed each come back as a :class:`CreateResult` with the error. Chunks of tasks with ids are
-retried under the retry policy (an item the service answers ALREADY_EXISTS on a retry landed earlier
-and is fetched); chunks of tasks without ids are not, unless the policy allows duplicates. Only the
-items still failing with a retryable status are sent again.
+attempt failed each come back as a :class:`CreateResult` with the error. Chunks are cut by count (100)
+and by bytes (:attr:`~cloudtasks_kit.Limits.max_request_bytes`, less a sixteenth); a request the
+receiver still finds too large is halved, and a task too large alone is that item's error, never
+retried. Chunks of tasks with ids are retried under the retry policy (its ``retry_on`` alone says which
+errors), re-sending only the items still failing; an item found ALREADY_EXISTS after a call whose answer
+was lost is resolved as a single create is (see docs/reliability.md). Chunks of tasks without ids are not
+retried, unless the policy allows duplicates.
 
 The chunk logic is here once; the sync and async facades only run the chunks (threads or tasks).
 """
@@ -19,12 +23,12 @@ from typing import Any
 from google.cloud import tasks_v2
 
 from . import errors, rules, tracing
-from ._operations import create_request, landed
+from ._operations import create_request, found_taken
 from ._runner import Op, Plan, arun_plan, call, run_plan
 from .retry import RetryPolicy
-from .tasks import Task, TaskSpec
+from .tasks import CreateOutcome, Task, TaskSpec
 from .transports.base import AsyncTransport, Transport
-from .transports.calls import BATCH_CREATE_TASKS
+from .transports.calls import BATCH_CREATE_TASKS, BatchCreateResult
 
 __all__ = ["Bulk", "CreateResult", "Progress"]
 
@@ -49,60 +53,115 @@ class CreateResult:
         return f"CreateResult(index={self.index}, {outcome})"
 
 
-class Chunk:
-    """At most 100 requests to one queue, all with ids or all without, and what became of each."""
+Item = tuple[int, Any]
+"""An input's index and its raw ``CreateTaskRequest``."""
 
-    def __init__(self, queue_name: str, items: list[tuple[int, Any]], named: bool) -> None:
+
+class Chunk:
+    """Requests to one queue, all with ids or all without, sent in one BatchCreateTasks call (at most 100,
+    and under the byte budget), and what became of each.
+
+    A task may be retried only while the policy says so, and never for an error saying the request was
+    too large. An item found ALREADY_EXISTS after a call that got no answer (so it may have landed) is
+    resolved as a single create is (:func:`~cloudtasks_kit._operations.found_taken`); one found taken
+    when every earlier call for it was answered was used before: :class:`~cloudtasks_kit.AlreadyExists`.
+    """
+
+    def __init__(
+        self, queue_name: str, items: list[Item], named: bool, *, started: float, limits: rules.Limits
+    ) -> None:
         self.queue_name = queue_name
         self.pending = items
         self.named = named
+        self.started = started
+        self.limits = limits
         self.results: dict[int, CreateResult] = {}
-        self._request_id = uuid.uuid4().hex
+        self._unanswered: set[int] = set()  # items sent in a call that got no answer: they may have landed
+        # One request id per set of items until that call is answered: a call retried after a lost answer
+        # is the same operation to the service, which then answers with what the first one did.
+        self._request_ids: dict[tuple[int, ...], str] = {}
+        self._retry_on: tuple[type[errors.ApiError], ...] = ()
         self.trace_parent = tracing.capture()  # the caller's trace context, here where the caller runs
 
-    def plan(self, policy: RetryPolicy | None, limits: rules.Limits = rules.DEFAULT_LIMITS) -> Plan[None]:
-        return Plan(policy, self.named, self._attempt, tracing.for_chunk(self, limits))
+    def plan(self, policy: RetryPolicy | None) -> Plan[None]:
+        plan = Plan(policy, self.named, self._attempt, tracing.for_chunk(self, self.limits))
+        # What is retried comes from the policy alone (the runner retries on the same classes).
+        self._retry_on = policy.retry_on if plan.retries and policy is not None else ()
+        return plan
+
+    def _retryable(self, error: errors.CloudTasksError) -> bool:
+        return isinstance(error, self._retry_on) and not errors.is_too_large(error)
+
+    def _request(self, part: list[Item]) -> tasks_v2.BatchCreateTasksRequest:
+        key = tuple(index for index, _ in part)
+        request_id = self._request_ids.setdefault(key, uuid.uuid4().hex)
+        request = tasks_v2.BatchCreateTasksRequest(parent=self.queue_name, request_id=request_id)
+        request.requests.extend(tasks_v2.CreateTaskRequest.wrap(raw) for _, raw in part)
+        return request
 
     def _attempt(self, retried: bool) -> Op[None]:
-        request = tasks_v2.BatchCreateTasksRequest(parent=self.queue_name, request_id=self._request_id)
-        request.requests.extend(tasks_v2.CreateTaskRequest.wrap(r) for _, r in self.pending)
-        outcome = yield from call(BATCH_CREATE_TASKS, request)
+        """Send the pending items; keep for the next attempt those that failed with a retryable error."""
+        still: list[Item] = []
+        first_retryable: errors.CloudTasksError | None = None
+        parts = [self.pending]
+        while parts:
+            part = parts.pop()
+            try:
+                outcome = yield from call(BATCH_CREATE_TASKS, self._request(part))
+            except errors.CloudTasksError as exc:
+                if errors.is_too_large(exc) and len(part) > 1:
+                    # Over the receiver's limit despite the byte budget (a transport that encodes larger,
+                    # a smaller limit): send each half, down to the one task that is too large alone.
+                    half = len(part) // 2
+                    parts += [part[half:], part[:half]]
+                    continue
+                if not errors.is_too_large(exc):
+                    self._unanswered.update(index for index, _ in part)
+                for index, _ in part:
+                    self.results[index] = CreateResult(index, None, exc)
+                if self._retryable(exc):
+                    still += part
+                    first_retryable = first_retryable or exc
+                continue
+            self._request_ids.pop(tuple(index for index, _ in part), None)  # answered: a re-send is new
+            failed = yield from self._record(part, outcome)
+            for item, error in failed:
+                if self._retryable(error):
+                    still.append(item)
+                    first_retryable = first_retryable or error
+        self.pending = sorted(still, key=lambda item: item[0])
+        if first_retryable is not None:  # the runner retries (or gives up) on it
+            raise first_retryable
+
+    def _record(
+        self, part: list[Item], outcome: BatchCreateResult
+    ) -> Op[list[tuple[Item, errors.CloudTasksError]]]:
+        """Record what the service answered for each item of ``part``; the failed ones and their errors."""
         created = iter(outcome.tasks)
-        still: list[tuple[int, Any]] = []
-        first_retryable: errors.ApiError | None = None
-        for position, (index, raw) in enumerate(self.pending):
+        failed: list[tuple[Item, errors.CloudTasksError]] = []
+        for position, (index, raw) in enumerate(part):
             failure = outcome.failures.get(position)
             if failure is None:
-                self.results[index] = CreateResult(index, Task.from_message(next(created)), None)
+                task = Task.from_message(next(created), CreateOutcome.CREATED)
+                self.results[index] = CreateResult(index, task, None)
                 continue
-            error = errors.api_error(errors.StatusCode(failure[0]), failure[1])
-            if retried and isinstance(error, errors.AlreadyExists):
-                self.results[index] = CreateResult(index, (yield from landed(raw.task.name)), None)
-                continue
+            error: errors.CloudTasksError = errors.api_error(errors.StatusCode(failure[0]), failure[1])
+            if isinstance(error, errors.AlreadyExists) and index in self._unanswered:
+                try:
+                    task = yield from found_taken(raw.task.name, self.started, self.limits, error)
+                except errors.AlreadyExists as used_before:
+                    error = used_before
+                else:
+                    self.results[index] = CreateResult(index, task, None)
+                    continue
             self.results[index] = CreateResult(index, None, error)
-            if isinstance(error, _RETRYABLE):
-                still.append((index, raw))
-                first_retryable = first_retryable or error
-        if still:  # send only those again, as a new operation
-            self.pending, self._request_id = still, uuid.uuid4().hex
-            assert first_retryable is not None
-            raise first_retryable
-        self.pending = []
+            failed.append(((index, raw), error))
+        return failed
 
     def fail(self, error: errors.CloudTasksError) -> None:
-        """Record ``error`` for every request that has no result yet (the chunk gave up)."""
+        """Record ``error`` for every pending request that has no result yet (the chunk gave up)."""
         for index, _ in self.pending:
-            if index not in self.results or self.results[index].ok:
-                self.results[index] = CreateResult(index, None, error)
-
-
-_RETRYABLE = (
-    errors.Unavailable,
-    errors.DeadlineExceeded,
-    errors.Internal,
-    errors.Aborted,
-    errors.ResourceExhausted,
-)
+            self.results.setdefault(index, CreateResult(index, None, error))
 
 
 class Bulk:
@@ -154,8 +213,8 @@ def prepare(
     """Check and build every spec (bad ones become results at once) and cut the rest into chunks."""
     results: dict[int, CreateResult] = {}
     total = 0
-    named: list[tuple[int, Any]] = []
-    unnamed: list[tuple[int, Any]] = []
+    named: list[Item] = []
+    unnamed: list[Item] = []
     for index, spec in enumerate(specs):
         total += 1
         try:
@@ -164,11 +223,56 @@ def prepare(
         except errors.CloudTasksError as exc:
             results[index] = CreateResult(index, None, exc)
             continue
+        except (ValueError, TypeError, RecursionError) as exc:
+            # A spec hostile enough to break a library below the rules (protobuf, pydantic): its own
+            # error, never the whole bulk's.
+            reason = f"could not be built ({type(exc).__name__}: {str(exc)[:200]})"
+            results[index] = CreateResult(index, None, errors.ValidationError("task spec", index, reason))
+            continue
         (named if request.task.name else unnamed).append((index, request))
-    size = rules.BATCH_CREATE_MAX
+    budget = batch_budget(limits)
     chunks = [
-        Chunk(queue_name, group[i : i + size], group is named)
+        Chunk(queue_name, part, group is named, started=now, limits=limits)
         for group in (named, unnamed)
-        for i in range(0, len(group), size)
+        for part in cut(group, budget, overhead=len(queue_name) + _REQUEST_OVERHEAD)
     ]
     return results, chunks, total
+
+
+# A BatchCreateTasksRequest's own fields besides its requests: the parent (a tag, a length, the name) and
+# the request id (a tag, a length, 32 hex digits), with room to spare.
+_REQUEST_OVERHEAD = 64
+
+
+def batch_budget(limits: rules.Limits) -> int:
+    """The bytes a BatchCreateTasks request may take: a sixteenth under ``limits.max_request_bytes``
+    (256 KiB of headroom under gRPC's 4 MiB)."""
+    return limits.max_request_bytes - limits.max_request_bytes // 16
+
+
+def cut(items: list[Item], budget: int, *, overhead: int = _REQUEST_OVERHEAD) -> list[list[Item]]:
+    """``items`` in order, in parts of at most 100 whose BatchCreateTasksRequest stays within ``budget``
+    bytes. A task too large for the budget alone goes alone: if the receiver refuses it, that is its own
+    error, not its neighbours'."""
+    parts: list[list[Item]] = []
+    part: list[Item] = []
+    size = overhead
+    for item in items:
+        entry = _entry_bytes(item[1].ByteSize())
+        if part and (len(part) == rules.BATCH_CREATE_MAX or size + entry > budget):
+            parts.append(part)
+            part, size = [], overhead
+        part.append(item)
+        size += entry
+    if part:
+        parts.append(part)
+    return parts
+
+
+def _entry_bytes(size: int) -> int:
+    """The bytes one embedded request of ``size`` bytes takes in the batch: its tag, its length, itself."""
+    return 1 + _varint_bytes(size) + size
+
+
+def _varint_bytes(value: int) -> int:
+    return max(1, (value.bit_length() + 6) // 7)

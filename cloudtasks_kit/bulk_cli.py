@@ -185,11 +185,11 @@ def _enqueue(
     sending: list[Line] = []
     first_with_id: dict[str, int] = {}
     for raw in lines:
-        try:
-            line = Line(raw.number, raw.text, json.loads(raw.text))
-        except ValueError as exc:
-            failed[raw.number] = str(ValidationError("line", raw.text[:60], f"is not JSON ({exc})"))
+        spec, problem = parse_line(raw.text)
+        if problem is not None:
+            failed[raw.number] = problem
             continue
+        line = Line(raw.number, raw.text, spec)
         task_id = _task_id(line.spec)
         if task_id is not None and task_id in first_with_id:
             # Sent, it would come back ALREADY_EXISTS and pass for "already there": it is a mistake in the file.
@@ -207,22 +207,26 @@ def _enqueue(
     bar.close()
     elapsed = time.monotonic() - started
 
-    created = already = 0
+    created = already = unconfirmed = 0
     for result in results:
         line = sending[result.index]
-        if result.ok:
+        if result.ok and result.task is not None and result.task.created_by_this_call is None:
+            unconfirmed += 1  # found taken after a lost answer and not readable: made now or before
+        elif result.ok:
             created += 1
         elif isinstance(result.error, AlreadyExists) and _task_id(line.spec) is not None:
             already += 1  # a line that made it on an earlier run: done
         elif _is_missing_credentials(result.error):
             return _fail(err, _NO_CREDENTIALS, EXIT_FAILED)
         else:
-            failed[line.number] = str(result.error)
+            failed[line.number] = _one_line(str(result.error))
 
     total = len(lines)
     print(
-        f"{created + already} of {total} lines done in {queue.name} ({elapsed:.1f} s): "
-        f"{created} created, {already} already there" + (f", {len(failed)} failed" if failed else ""),
+        f"{created + already + unconfirmed} of {total} lines done in {queue.name} ({elapsed:.1f} s): "
+        f"{created} created, {already} already there"
+        + (f", {unconfirmed} created now or before (could not be read back)" if unconfirmed else "")
+        + (f", {len(failed)} failed" if failed else ""),
         file=out,
     )
     if not failed:
@@ -231,8 +235,63 @@ def _enqueue(
     return EXIT_FAILED
 
 
+MAX_DEPTH = 64
+"""The deepest nesting a line may have. Python's JSON parser recurses, and a line of 100,000 ``[``
+would exhaust the stack; no task spec needs more than a few levels (its ``json`` payload included)."""
+
+
+def parse_line(text: str) -> tuple[Any, str | None]:
+    """A line's JSON value, or why it cannot be one: one line of text naming the rule it breaks.
+
+    It never raises: a line nested too deeply, a number too long to convert, or anything else hostile
+    is that line's failure, and the rest of the file proceeds.
+    """
+    # Counting brackets is a C loop; only a line with many of them is scanned for its real depth.
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        depth = _nesting(text)
+        if depth > MAX_DEPTH:
+            return None, f"is nested {depth} levels deep; a task spec may be nested at most {MAX_DEPTH}"
+    try:
+        return json.loads(text), None
+    except RecursionError:  # a guard, should the count above ever be wrong
+        return None, f"is nested too deeply; a task spec may be nested at most {MAX_DEPTH} levels"
+    except ValueError as exc:  # JSONDecodeError, and ints over Python's digit limit
+        # The line's text is not repeated: it may hold a credential (an Authorization header), and the
+        # line number already says which it is.
+        return None, f"is not JSON: {_one_line(str(exc))}"
+
+
+def _nesting(text: str) -> int:
+    """The deepest ``[``/``{`` nesting of a JSON text, brackets inside strings not counted (no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A message on one line, at most ``limit`` characters: a failure report stays a list of lines."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def _task_id(spec: Any) -> str | None:
-    """The id a line's task will have, or None when the service picks one."""
+    """The id a line's task will have, or None when the service picks one (or the key is unusable,
+    which the spec's own check reports)."""
     from .tasks import task_id_for_key
 
     if not isinstance(spec, dict):
@@ -240,7 +299,10 @@ def _task_id(spec: Any) -> str | None:
     if isinstance(spec.get("task_id"), str):
         return str(spec["task_id"])
     if isinstance(spec.get("dedup_key"), str):
-        return task_id_for_key(spec["dedup_key"])
+        try:
+            return task_id_for_key(spec["dedup_key"])
+        except UnicodeEncodeError:  # a lone surrogate: TaskSpec refuses it with a clear message
+            return None
     return None
 
 

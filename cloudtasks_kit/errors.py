@@ -28,13 +28,15 @@ versus ``BadRequest``...). :func:`from_exception` normalises both to the status 
 ``except cloudtasks_kit.AlreadyExists`` works on every transport. The original exception is kept as
 ``__cause__``. A call that got no answer at all is a :class:`TransportError`, a kind of
 :class:`Unavailable`: gRPC reports a refused connection as UNAVAILABLE, REST as a connection error, and
-both are the same thing to a retry policy.
+both are the same thing to a retry policy. A request too large to be received is an
+:class:`InvalidArgument` on every transport (gRPC says RESOURCE_EXHAUSTED), so it is never retried.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,6 +63,7 @@ __all__ = [
     "UsageError",
     "ValidationError",
     "from_exception",
+    "is_too_large",
 ]
 
 
@@ -293,8 +296,37 @@ _CLASS_FOR_CODE: dict[StatusCode, type[ApiError]] = {
 
 
 def api_error(code: StatusCode, message: str) -> ApiError:
-    """The kit's error for a status code."""
+    """The kit's error for a status code.
+
+    A request too large to be received is :class:`InvalidArgument` whatever the transport said: gRPC
+    answers RESOURCE_EXHAUSTED ("Received message larger than max"), Google's REST front end
+    INVALID_ARGUMENT, and sending the same bytes again can never succeed (see :func:`is_too_large`).
+    """
+    if code in _SIZE_CODES and _TOO_LARGE.search(message):
+        return InvalidArgument(message)
     return _CLASS_FOR_CODE.get(code, ApiError)(message, code=code)
+
+
+# How gRPC ("Received message larger than max (4500000 vs. 4194304)", "Sent message larger than max"),
+# Google's front ends ("Request payload size exceeds the limit: 10485760 bytes.") and HTTP servers ("413
+# Request Entity Too Large") say a request was too big. The code varies (RESOURCE_EXHAUSTED,
+# INVALID_ARGUMENT, or an HTTP status with no code of its own), the words do not.
+_TOO_LARGE = re.compile(r"larger than max|too large|payload size exceeds", re.IGNORECASE)
+
+
+def is_too_large(error: BaseException) -> bool:
+    """Whether ``error`` says the request message was too large to be received.
+
+    Sending the same bytes again would be refused again: :func:`api_error` makes such an answer an
+    :class:`InvalidArgument` (gRPC says RESOURCE_EXHAUSTED, which retry policies retry by default), and
+    bulk creates use this to report the item, not retry its chunk.
+    """
+    return isinstance(error, InvalidArgument) and bool(_TOO_LARGE.search(error.message))
+
+
+_SIZE_CODES = frozenset(
+    {StatusCode.RESOURCE_EXHAUSTED, StatusCode.INVALID_ARGUMENT, StatusCode.OUT_OF_RANGE, StatusCode.UNKNOWN}
+)
 
 
 def from_exception(exc: BaseException) -> CloudTasksError:

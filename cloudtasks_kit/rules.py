@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from ._convert import to_seconds
+from ._redact import REDACTED, is_secret_name, redact_url
 from .errors import ValidationError
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "check_queue_id",
     "check_task_id",
     "check_task_message",
+    "check_text",
     "check_uri_override",
     "check_url",
     "reserved_header",
@@ -57,6 +59,14 @@ class Limits:
         max_retry_after: the longest wait a worker's ``Retry-After`` answer (429 or 503) may impose on a
             task and its queue. The service's bound is not documented; one hour by default (the longest
             default backoff).
+        max_request_bytes: the largest request message the transport carries (client side). Bulk creates
+            cut their BatchCreateTasks calls to stay a sixteenth under it. 4 MiB by default: gRPC's
+            default largest message, which a server such as the emulator's refuses beyond.
+        clock_skew: how far the service's clock may lag this machine's (client side). A create retried
+            after a lost answer that finds its id taken reads the task: it is this call's if its
+            ``create_time`` is not before the second in which the call started, less this much. 0 by
+            default (exact on the fake, the emulator and a host kept in sync by NTP); see
+            docs/reliability.md.
     """
 
     max_task_bytes: int = 1024 * 1024
@@ -65,6 +75,8 @@ class Limits:
     queue_tombstone: timedelta = timedelta(days=3)
     min_dispatch_deadline: timedelta = timedelta(seconds=15)
     max_retry_after: timedelta = timedelta(hours=1)
+    max_request_bytes: int = 4 * 1024 * 1024
+    clock_skew: timedelta = timedelta(0)
 
 
 DEFAULT_LIMITS = Limits()
@@ -160,21 +172,43 @@ _GOOD_URL = re.compile(r"https?://[^/?#\s]+[^\s]*", re.IGNORECASE)
 
 
 def check_url(value: str, field: str = "url") -> str:
-    """An absolute http(s) URL with a host, at most 2083 characters."""
-    if len(value) <= MAX_URL_LENGTH and _GOOD_URL.fullmatch(value):
+    """An absolute http(s) URL with a host, at most 2083 characters, that UTF-8 can encode.
+
+    Errors show the URL with its user info and credential-like query values (``?api_key=``...) hidden.
+    """
+    if len(value) <= MAX_URL_LENGTH and _GOOD_URL.fullmatch(value) and value.isascii():
         return value  # the usual case, in one match; the checks below say what is wrong otherwise
+    shown = redact_url(value)
     if len(value) > MAX_URL_LENGTH:
-        raise ValidationError(field, value, f"is longer than {MAX_URL_LENGTH} characters")
+        raise ValidationError(field, shown, f"is longer than {MAX_URL_LENGTH} characters")
     lowered = value[:8].lower()
     if lowered.startswith("https://"):
         rest = value[8:]
     elif lowered.startswith("http://"):
         rest = value[7:]
     else:
-        raise ValidationError(field, value, "must start with 'http://' or 'https://'")
+        raise ValidationError(field, shown, "must start with 'http://' or 'https://'")
     host = _HOST_END.split(rest, 1)[0]
     if not host or _WHITESPACE.search(value):
-        raise ValidationError(field, value, "must be an absolute URL with a host and no spaces")
+        raise ValidationError(field, shown, "must be an absolute URL with a host and no spaces")
+    check_text(field, value, shown=shown)
+    return value
+
+
+def check_text(field: str, value: str, *, shown: object = None) -> str:
+    """Text that UTF-8 can encode: a lone surrogate (``"\\ud800"``, which JSON allows) cannot be sent.
+
+    ``shown`` stands for the value in the error, when the value itself must not be shown.
+    """
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            raise ValidationError(
+                field,
+                value if shown is None else shown,
+                f"holds a lone surrogate ({value[exc.start]!r} at {exc.start}), which UTF-8 cannot encode",
+            ) from None
     return value
 
 
@@ -200,8 +234,11 @@ def check_headers(
     for name, value in headers:
         if not _TOKEN_RE.fullmatch(name):
             raise ValidationError(field, name, "is not a valid HTTP header name")
+        # The value of an Authorization, Cookie or API-key header is a credential: errors never show it.
+        shown = REDACTED if is_secret_name(name) else value
         if _LINE_BREAK.search(value):
-            raise ValidationError(f"{field} {name!r} value", value, "must not contain line breaks")
+            raise ValidationError(f"{field} {name!r} value", shown, "must not contain line breaks")
+        check_text(f"{field} {name!r} value", value, shown=shown)
         if strict and reserved_header(name):
             raise ValidationError(
                 field,

@@ -8,6 +8,7 @@ takes the same keywords as :class:`TaskSpec`.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -29,7 +30,16 @@ from .errors import ValidationError
 from .names import queue_of_task, short_id, task_path
 from .queues import RetryConfig
 
-__all__ = ["Attempt", "HttpMethod", "Task", "TaskOptions", "TaskSpec", "build_task", "task_id_for_key"]
+__all__ = [
+    "Attempt",
+    "CreateOutcome",
+    "HttpMethod",
+    "Task",
+    "TaskOptions",
+    "TaskSpec",
+    "build_task",
+    "task_id_for_key",
+]
 
 HttpMethod = rules.HttpMethod
 
@@ -115,8 +125,14 @@ class TaskSpec(KitModel):
                 raise ValidationError(
                     "task_id and dedup_key", (self.task_id, self.dedup_key), "are exclusive"
                 )
-        if self.dedup_key is not None and not self.dedup_key:
-            raise ValidationError("dedup_key", self.dedup_key, "must not be empty")
+        if self.dedup_key is not None:
+            if not self.dedup_key:
+                raise ValidationError("dedup_key", self.dedup_key, "must not be empty")
+            rules.check_text("dedup_key", self.dedup_key)
+        for kind, token in (("oidc", self.oidc), ("oauth", self.oauth)):
+            for name, value in token or ():
+                if isinstance(value, str):
+                    rules.check_text(f"{kind}.{name}", value)
         return self
 
     @property
@@ -183,7 +199,7 @@ def encode_body(
     if body is not None:
         return body, out
     if text is not None:
-        data, content_type = text.encode(), _TEXT
+        data, content_type = rules.check_text("text", text).encode(), _TEXT
     elif json is not NO_JSON:
         try:
             data, content_type = pydantic_core.to_json(json), _JSON
@@ -266,22 +282,65 @@ class Attempt:
         )
 
 
+class CreateOutcome(str, enum.Enum):
+    """How a create came by the task it returns (:attr:`Task.create_outcome`).
+
+    A create with an id may be retried after an attempt whose answer was lost (a timeout, a dropped
+    connection). The retry then finds the id taken: either that lost attempt created the task, or the id
+    was used before this call. The kit tells them apart by reading the task (see docs/reliability.md):
+
+    - ``CREATED``: the attempt that was answered created the task (the usual case).
+    - ``LANDED``: an earlier attempt of this call created it and its answer was lost; the kit read the
+      task back and its ``create_time`` is not before this call started.
+    - ``UNCONFIRMED``: a retry found the id taken after a lost answer, and the task could not be read (no
+      ``cloudtasks.tasks.get`` permission, the read failed, or the task already ran or was deleted):
+      this call created it or the id was used before; only the name is known.
+
+    An id found taken and read back with an earlier ``create_time``, or taken on the first attempt, is
+    never an outcome: the create raises :class:`~cloudtasks_kit.AlreadyExists`.
+    """
+
+    CREATED = "created"
+    LANDED = "landed"
+    UNCONFIRMED = "unconfirmed"
+
+
 class Task:
     """A task as the service describes it. ``raw`` is the official ``tasks_v2.Task`` message.
 
     ``body`` is None when the task was read with the BASIC view (the default, and what create returns);
-    ask for ``view="FULL"`` to get it.
+    ask for ``view="FULL"`` to get it. A task returned by a create also says how the create came by it
+    (:attr:`create_outcome`, :attr:`created_by_this_call`).
     """
 
-    __slots__ = ("__dict__", "_pb")
+    __slots__ = ("__dict__", "_outcome", "_pb")
 
-    def __init__(self, pb: Any) -> None:
+    def __init__(self, pb: Any, outcome: CreateOutcome | None = None) -> None:
         self._pb = pb
+        self._outcome = outcome
 
     @classmethod
-    def from_message(cls, message: Any) -> Task:
+    def from_message(cls, message: Any, outcome: CreateOutcome | None = None) -> Task:
         """From an official ``tasks_v2.Task`` (proto-plus) or its raw protobuf."""
-        return cls(tasks_v2.Task.pb(message) if isinstance(message, tasks_v2.Task) else message)
+        return cls(tasks_v2.Task.pb(message) if isinstance(message, tasks_v2.Task) else message, outcome)
+
+    @property
+    def create_outcome(self) -> CreateOutcome | None:
+        """How the create that returned this task came by it; None for a task that was read (get, list,
+        run), not created."""
+        return self._outcome
+
+    @property
+    def created_by_this_call(self) -> bool | None:
+        """True when the create that returned this task made it (``CREATED`` or ``LANDED``); None when the
+        kit cannot tell (``UNCONFIRMED``) or the task was read, not created.
+
+        Never False: a create that finds the id used before it raises
+        :class:`~cloudtasks_kit.AlreadyExists` instead of returning.
+        """
+        if self._outcome is None or self._outcome is CreateOutcome.UNCONFIRMED:
+            return None
+        return True
 
     @cached_property
     def raw(self) -> tasks_v2.Task:

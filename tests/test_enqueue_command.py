@@ -116,6 +116,49 @@ def test_failed_lines_are_written_out_with_the_files_line_numbers(
     assert "Traceback" not in result.stderr
 
 
+SECRET = "s3cr3t-bearer-value"
+
+
+def test_hostile_lines_fail_alone_with_a_one_line_reason(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """Deep nesting (which Python's JSON parser cannot take), huge numbers, lone surrogates, secrets in
+    bad lines: each such line fails with its number and one line of reason; the rest is created."""
+    emulator.client(project).queue("jobs").create()
+    good = json.dumps({"url": "https://w.example.com/ok", "task_id": "good"})
+    lines = [
+        good,
+        "[" * 200_000 + "]" * 200_000,  # a RecursionError in json.loads
+        json.dumps({"url": "https://w.example.com/", "json": [[[[[[[[[[0]]]]]]]]]] * 3}),  # fine
+        '{"url": "https://w.example.com/", "json": ' + "[" * 70 + "]" * 70 + "}",
+        '{"url": "https://w.example.com/", "json": ' + "9" * 5000 + "}",
+        '{"url": "https://w.example.com/", "text": "\\ud800", "task_id": "t1"}',
+        '{"url": "https://w.example.com/", "dedup_key": "\\ud800"}',
+        json.dumps({"url": "https://w.example.com/", "headers": {"Authorization": f"Bearer {SECRET}\n"}}),
+        '{"url": "https://w.example.com/", "headers": {"Authorization": "Bearer ' + SECRET + '"',
+        json.dumps({"url": f"ftp://w.example.com/?api_key={SECRET}"}),
+        '{"url": "https://w.example.com/\\u00e9 ]]]]" ' + "}" * 100,
+        json.dumps({"url": "https://w.example.com/ok2", "task_id": "good2"}),
+    ]
+    source = tmp_path / "hostile.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    result = run(emulator, project, "--queue", "jobs", "--file", str(source))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and SECRET not in result.stdout + result.stderr
+    reasons = {
+        int(line.split(":")[0].split()[1]): line
+        for line in result.stdout.splitlines()
+        if line.startswith("  line ")
+    }
+    assert sorted(reasons) == [2, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert "nested 200000 levels deep" in reasons[2] and "nested 71 levels deep" in reasons[4]
+    assert "is not JSON" in reasons[5] and "lone surrogate" in reasons[6] and "lone surrogate" in reasons[7]
+    assert "'***' must not contain line breaks" in reasons[8]
+    assert "is not JSON" in reasons[9] and "api_key=***" in reasons[10] and "is not JSON" in reasons[11]
+    assert "3 created" in result.stdout
+    assert {t.id for t in emulator.client(project).queue("jobs").list_tasks()} >= {"good", "good2"}
+
+
 def test_a_missing_queue_is_reported_once(emulator: Emulator, project: str, tmp_path: Path) -> None:
     source = tmp_path / "t.jsonl"
     source.write_text("\n".join(spec(i) for i in range(150)))

@@ -9,6 +9,7 @@ PUBLIC = {
     "Aborted",
     "AuthError",
     "BoundTask",
+    "CreateOutcome",
     "CreateResult",
     "GiveUp",
     "HandlerResponse",

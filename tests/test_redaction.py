@@ -94,3 +94,38 @@ def test_task_repr_hides_credential_query_values() -> None:
     queue.create()
     task = queue.create_task(f"https://worker.test/run?token={SECRET}")
     assert SECRET not in repr(task)
+
+
+@pytest.mark.parametrize("name", ["Authorization", "Cookie", "X-Api-Key", "X-Goog-Api-Key", "X-Auth-Token"])
+@pytest.mark.parametrize(
+    "value", [f"Bearer {SECRET}\r\nX-Evil: 1", f"{SECRET}\ud800", 12345], ids=["newline", "surrogate", "int"]
+)
+def test_errors_about_credential_headers_never_show_their_values(name: str, value: object) -> None:
+    with pytest.raises(kit.ValidationError) as caught:
+        kit.TaskSpec(url="https://worker.test/run", headers={name: value})
+    error = caught.value
+    shown = str(error)
+    assert SECRET not in shown and "12345" not in shown and SECRET not in repr(error.value)
+    assert name in shown and "'***'" in shown  # the field and the rule are still named
+
+
+def test_errors_about_other_headers_still_show_their_values() -> None:
+    with pytest.raises(
+        kit.ValidationError, match="X-Trace' value 'abc\\\\ndef' must not contain line breaks"
+    ):
+        kit.TaskSpec(url="https://worker.test/run", headers={"X-Trace": "abc\ndef"})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"ftp://worker.test/run?api_key={SECRET}",
+        f"https://worker.test/ run?token={SECRET}",
+        f"ftp://user:{SECRET}@worker.test/run",
+        f"https://worker.test/run?key={SECRET}&x=" + "a" * 3000,
+    ],
+)
+def test_errors_about_urls_hide_their_credentials(url: str) -> None:
+    with pytest.raises(kit.ValidationError) as caught:
+        kit.TaskSpec(url=url)
+    assert SECRET not in str(caught.value) and "url" in str(caught.value)
