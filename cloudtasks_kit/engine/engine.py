@@ -286,18 +286,18 @@ class Engine:
         for task in record.tasks.values():
             task.alive = False
         del self.state.queues[request.name]
-        self.state.bury(
+        expiry = self.state.bury(
             self.state.queue_tombstones, request.name, self.limits.queue_tombstone.total_seconds()
         )
-        self.state.journal.queue_deleted(request.name, self.state.queue_tombstones[request.name])
+        self.state.journal.queue_deleted(request.name, expiry)
 
     def purge_queue(self, request: Any) -> Any:
         record = self._queue(request.name)
         window = self.limits.task_tombstone.total_seconds()
         for task in record.tasks.values():
             task.alive = False
-            self.state.bury(self.state.task_tombstones, task.pb.name, window)
-            self.state.journal.task_deleted(task, self.state.task_tombstones[task.pb.name])
+            expiry = self.state.bury(self.state.task_tombstones, task.pb.name, window)
+            self.state.journal.task_deleted(task, expiry)
         record.clear()
         set_seconds(record.pb.purge_time, self.clock.now())
         self.state.journal.queue_changed(record)

@@ -107,7 +107,7 @@ def restore(
     them. A task that was in flight when the store was last written is simply due again: its attempt
     never finished, and ``dispatch_count`` already counts it, so the retry count carries on.
     """
-    from .state import PB_QUEUE, PB_TASK, QueueRecord, TaskRecord  # state.py imports this module
+    from .state import PB_QUEUE, PB_TASK, QueueRecord, TaskRecord, tombstone_key  # state.py imports this
 
     state = engine.state
     now = engine.clock.now()
@@ -137,7 +137,7 @@ def restore(
     for stone in sorted(tombstones, key=lambda stone: stone.expiry):
         if stone.expiry > now:
             target = state.task_tombstones if stone.kind == "task" else state.queue_tombstones
-            target[stone.name] = stone.expiry
+            target[tombstone_key(stone.name)] = stone.expiry
     for queue in state.queues.values():
         state.changed(queue)
     for record in forced:  # RunTask'd and never finished: it goes again, whatever its queue's state

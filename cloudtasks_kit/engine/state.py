@@ -204,6 +204,13 @@ def effective_retry(task: Any, queue: Any) -> tuple[int, float, float, float, in
 _DURATIONS = frozenset({"max_retry_duration", "min_backoff", "max_backoff"})
 
 
+def tombstone_key(name: str) -> int:
+    """What a tombstone keeps of a name: its 64-bit hash. An hour of names at thousands a second is
+    hundreds of thousands of tombstones; an int keeps each a third the size of the full name, and two
+    names colliding (about one in 10**13 at a million tombstones) would only refuse one create."""
+    return hash(name)
+
+
 def _no_wake(queue: QueueRecord) -> None:
     return None
 
@@ -218,8 +225,8 @@ class ServiceState:
     def __init__(self, now: Callable[[], float]) -> None:
         self.now = now
         self.queues: dict[str, QueueRecord] = {}
-        self.task_tombstones: dict[str, float] = {}
-        self.queue_tombstones: dict[str, float] = {}
+        self.task_tombstones: dict[int, float] = {}
+        self.queue_tombstones: dict[int, float] = {}
         self.counter = itertools.count(1)
         self.task_tombstone_window = 3600.0
         self.on_change: Callable[[], None] | None = None
@@ -236,32 +243,37 @@ class ServiceState:
         if self.on_change is not None:
             self.on_change()
 
-    def recently(self, tombstones: dict[str, float], name: str) -> bool:
+    def recently(self, tombstones: dict[int, float], name: str) -> bool:
         """Whether ``name`` was used within its tombstone window (forgetting it once the window ends)."""
-        expiry = tombstones.get(name)
+        key = tombstone_key(name)
+        expiry = tombstones.get(key)
         if expiry is None:
             return False
         if expiry > self.now():
             return True
-        del tombstones[name]
+        del tombstones[key]
         return False
 
-    def bury(self, tombstones: dict[str, float], name: str, window: float) -> None:
-        """Keep ``name`` taken for ``window`` seconds. Each kind of tombstone has one window, so the
-        dict's order is expiry order: the expired ones are dropped from its front as new ones come, and
-        what is kept grows with the names used in the last window, not with all names ever used."""
+    def bury(self, tombstones: dict[int, float], name: str, window: float) -> float:
+        """Keep ``name`` taken for ``window`` seconds; returns when it is free again.
+
+        Each kind of tombstone has one window, so the dict's order is expiry order: the expired ones are
+        dropped from its front as new ones come, and what is kept grows with the names used in the last
+        window, not with all names ever used."""
         now = self.now()
-        tombstones.pop(name, None)  # re-buried: moves to the back, keeping the order by expiry
-        tombstones[name] = now + window
+        key = tombstone_key(name)
+        tombstones.pop(key, None)  # re-buried: moves to the back, keeping the order by expiry
+        expiry = tombstones[key] = now + window
         while tombstones:
             oldest = next(iter(tombstones))
             if tombstones[oldest] > now:
-                return
+                break
             del tombstones[oldest]
+        return expiry
 
     def delete_task(self, record: TaskRecord) -> None:
         """Remove a task (deleted, succeeded or out of retries); its name stays taken for the window."""
         record.alive = False
         record.queue.remove(record)
-        self.bury(self.task_tombstones, record.pb.name, self.task_tombstone_window)
-        self.journal.task_deleted(record, self.task_tombstones[record.pb.name])
+        expiry = self.bury(self.task_tombstones, record.pb.name, self.task_tombstone_window)
+        self.journal.task_deleted(record, expiry)
