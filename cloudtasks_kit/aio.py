@@ -19,6 +19,7 @@ from . import rules
 from ._client_base import ClientBase, QueueBase
 from ._operations import View
 from ._runner import Op, T, arun, arun_plan
+from .appengine import AppEngineTask
 from .bulk import Chunk, CreateResult, Progress
 from .errors import UsageError
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
@@ -128,7 +129,9 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
     # Tasks.
 
     @overload
-    async def create_task(self, spec: TaskSpec, /, *, retry_policy: RetryPolicy | None = None) -> Task: ...
+    async def create_task(
+        self, spec: TaskSpec | AppEngineTask, /, *, retry_policy: RetryPolicy | None = None
+    ) -> Task: ...
 
     @overload
     async def create_task(
@@ -137,7 +140,7 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
 
     async def create_task(
         self,
-        url: str | TaskSpec,
+        url: str | TaskSpec | AppEngineTask,
         /,
         *,
         retry_policy: RetryPolicy | None = None,

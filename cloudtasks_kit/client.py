@@ -14,6 +14,7 @@ from . import rules
 from ._client_base import ClientBase, QueueBase
 from ._operations import View
 from ._runner import Op, T, run, run_plan
+from .appengine import AppEngineTask
 from .bulk import CreateResult, Progress
 from .errors import UsageError
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
@@ -142,7 +143,9 @@ class QueueHandle(QueueBase[CloudTasks]):
     # Tasks.
 
     @overload
-    def create_task(self, spec: TaskSpec, /, *, retry_policy: RetryPolicy | None = None) -> Task: ...
+    def create_task(
+        self, spec: TaskSpec | AppEngineTask, /, *, retry_policy: RetryPolicy | None = None
+    ) -> Task: ...
 
     @overload
     def create_task(
@@ -151,7 +154,7 @@ class QueueHandle(QueueBase[CloudTasks]):
 
     def create_task(
         self,
-        url: str | TaskSpec,
+        url: str | TaskSpec | AppEngineTask,
         /,
         *,
         retry_policy: RetryPolicy | None = None,
