@@ -488,6 +488,16 @@ def check_queue_config(queue: Any) -> None:
         check_retry_config(queue.retry_config)
     if queue.HasField("http_target"):
         check_http_target(queue.http_target)
+    if queue.HasField("app_engine_routing_override"):
+        routing = queue.app_engine_routing_override
+        for part in ("service", "version", "instance"):
+            value = getattr(routing, part)
+            if value and not _ROUTING_PART.fullmatch(value):
+                raise ValidationError(
+                    f"app_engine_routing_override.{part}",
+                    value,
+                    "may contain only letters, digits and '-' (1-63 chars)",
+                )
 
 
 def check_enum(value: int, known: Iterable[int], field: str) -> None:

@@ -177,18 +177,6 @@ def test_an_app_engine_attempt_carries_the_app_engine_headers(ae_backend: Harnes
     assert two["x-appengine-taskretryreason"] == ""
 
 
-def test_the_queue_routing_override_wins(fake: Any) -> None:
-    client = fake.client("p")
-    queue = client.queue("q")
-    queue.create()
-    fake.engine.queue_pb(queue.name).app_engine_routing_override.service = "other"
-    urls: list[str] = []
-    fake.deliver_to(lambda attempt: urls.append(attempt.url) or 200)
-    queue.create_task(AE(relative_uri="/w", routing=ROUTING))
-    fake.run_until_idle()
-    assert urls == ["http://other.p.appspot.com/w"]
-
-
 AE_HEADERS = {
     "X-AppEngine-QueueName": "emails",
     "X-AppEngine-TaskName": "t-7",
@@ -268,3 +256,62 @@ def test_a_malformed_app_engine_header_is_a_400() -> None:
         stream=CountingStream(b'{"v": 1, "task": "ctx", "args": {}}'),
     )
     assert answer.status == 400 and not seen
+
+
+def test_the_queue_routing_override_wins_over_every_transport(ae_backend: Harness) -> None:
+    client = ae_backend.client
+    name = client.queue("aeover").name
+    queue_pb = tasks_v2.Queue(
+        name=name, app_engine_routing_override=tasks_v2.AppEngineRouting(service="other")
+    )
+    client.transport.call(
+        calls.CREATE_QUEUE, tasks_v2.CreateQueueRequest(parent=client.parent, queue=queue_pb)
+    )
+    prefix, seen = _deliver(ae_backend, [200])
+    task = client.queue("aeover").create_task(AE(relative_uri=f"{prefix}/w", routing=ROUTING, task_id="o1"))
+    assert task.raw.app_engine_http_request.app_engine_routing.host == f"other.{client.project}.appspot.com"
+    ae_backend.wait_for_deliveries(1)
+    if isinstance(ae_backend, FakeHarness):
+        assert seen[0][1] == f"http://other.{client.project}.appspot.com/w"
+    else:
+        assert seen[0][1] == "/w"
+
+
+@pytest.mark.parametrize(("status", "held"), [(429, False), (503, True)])
+def test_only_503_holds_an_app_engine_queue(fake: Any, status: int, held: bool) -> None:
+    # "Unlike other types of task targets, a 429 (Too Many Requests) response from an app handler does
+    # not cause traffic congestion control to throttle the queue" (AppEngineHttpRequest).
+    from cloudtasks_kit.drivers.targets import TargetResponse
+
+    queue = fake.client("p").queue("q")
+    queue.create(retry=kit.RetryConfig(min_backoff=timedelta(seconds=0.1), max_backoff=timedelta(seconds=1)))
+    answers = iter([TargetResponse(status, {"Retry-After": "30"}), TargetResponse(200, {})])
+    fake.deliver_to(lambda attempt: next(answers))
+    queue.create_task(AE(relative_uri="/w"))
+    first, second = fake.run_until_idle()
+    gap = second.time - first.time
+    assert gap >= 30 if held else gap == pytest.approx(0.1)
+
+
+def test_the_emulator_sends_app_engine_attempts_to_the_named_host() -> None:
+    from cloudtasks_kit.drivers.realtime import DeliveryRefused
+    from cloudtasks_kit.emulator.routes import RouteError, Router
+
+    url = "http://v2.worker.p.appspot.com/work?x=1"
+    assert Router(app_engine_host="http://127.0.0.1:8080").resolve(url) == "http://127.0.0.1:8080/work?x=1"
+    with pytest.raises(DeliveryRefused, match="--app-engine-host"):
+        Router().resolve(url)
+    with pytest.raises(RouteError, match="app_engine_host"):
+        Router(app_engine_host="not a url")
+
+
+def test_the_command_line_option_and_its_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cloudtasks_kit.cli import main
+
+    assert main(["emulator", "--app-engine-host", "ftp://x"]) != 0
+    assert "app_engine_host" in capsys.readouterr().err
+    monkeypatch.setenv("CLOUDTASKS_EMULATOR_APP_ENGINE_HOST", "ftp://y")
+    assert main(["emulator"]) != 0
+    assert "ftp://y" in capsys.readouterr().err

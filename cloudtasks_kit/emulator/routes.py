@@ -283,6 +283,12 @@ class Router:
         """What to tell the user about a refused URL: why, and the two ways out."""
         host = parts.hostname or ""
         origin = f"{parts.scheme}://{parts.netloc}"
+        if host.lower().endswith(".appspot.com"):
+            return (
+                f"host {host!r} is an App Engine task's: name the local server App Engine tasks go to"
+                " (--app-engine-host http://127.0.0.1:8080, $CLOUDTASKS_EMULATOR_APP_ENGINE_HOST or"
+                " Emulator(app_engine_host=...))"
+            )
         return (
             f"host {host!r} is not allowed: the emulator delivers only to loopback addresses and routed"
             f" hosts; route it to a local worker (--route {origin}=http://127.0.0.1:8080, or"
@@ -292,6 +298,8 @@ class Router:
     def describe(self) -> list[str]:
         """One line per rule, for the emulator's start-up log."""
         lines = [f"route {route}" for route in self.routes]
+        if self.app_engine_host:
+            lines.append(f"App Engine tasks (*.appspot.com) go to {self.app_engine_host}")
         if self.allow_any_host:
             lines.append("delivering to any host (--allow-any-host)")
         else:

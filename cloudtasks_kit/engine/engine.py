@@ -70,7 +70,13 @@ from .tokens import TokenSigner, default_signer
 
 __all__ = ["Engine"]
 
-_MUTABLE_QUEUE_FIELDS = ("rate_limits", "retry_config", "http_target", "stackdriver_logging_config")
+_MUTABLE_QUEUE_FIELDS = (
+    "rate_limits",
+    "retry_config",
+    "http_target",
+    "app_engine_routing_override",
+    "stackdriver_logging_config",
+)
 _OUTPUT_ONLY = frozenset({"name", "state", "purge_time", "rate_limits.max_burst_size"})
 _PB_LIST_TASKS = tasks_v2.ListTasksResponse.pb()
 _PB_LIST_QUEUES = tasks_v2.ListQueuesResponse.pb()
