@@ -230,7 +230,7 @@ class QueueBase(Generic[ClientT]):
 
     def _bulk(
         self,
-        specs: Iterable[TaskSpec | Mapping[str, Any]],
+        specs: Iterable[TaskSpec | AppEngineTask | Mapping[str, Any]],
         retry_policy: RetryPolicy | None,
         on_progress: Progress | None,
     ) -> Bulk:

@@ -151,7 +151,7 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
 
     async def create_tasks(
         self,
-        specs: Iterable[TaskSpec | Mapping[str, Any]],
+        specs: Iterable[TaskSpec | AppEngineTask | Mapping[str, Any]],
         *,
         retry_policy: RetryPolicy | None = None,
         concurrency: int = 4,

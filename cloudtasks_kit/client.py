@@ -172,7 +172,7 @@ class QueueHandle(QueueBase[CloudTasks]):
 
     def create_tasks(
         self,
-        specs: Iterable[TaskSpec | Mapping[str, Any]],
+        specs: Iterable[TaskSpec | AppEngineTask | Mapping[str, Any]],
         *,
         retry_policy: RetryPolicy | None = None,
         concurrency: int = 4,

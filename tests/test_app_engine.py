@@ -315,3 +315,19 @@ def test_the_command_line_option_and_its_variable(
     monkeypatch.setenv("CLOUDTASKS_EMULATOR_APP_ENGINE_HOST", "ftp://y")
     assert main(["emulator"]) != 0
     assert "ftp://y" in capsys.readouterr().err
+
+
+def test_the_typed_task_reads_an_app_engine_task(fake: Any) -> None:
+    queue = fake.client("p").queue("q")
+    queue.create()
+    queue.create_task(AE(relative_uri="/w?k=1", method="PUT", text="hi", task_id="t"))
+    task = queue.get_task("t", view="FULL")
+    assert task.app_engine and task.relative_uri == "/w?k=1" and task.url == ""
+    assert (task.method, task.body, task.headers["Content-Type"]) == (
+        "PUT",
+        b"hi",
+        "text/plain; charset=utf-8",
+    )
+    assert "relative_uri='/w?k=1'" in repr(task)
+    (created,) = queue.create_tasks([AE(relative_uri="/bulk", task_id="b")])
+    assert created.task is not None and created.task.relative_uri == "/bulk"
