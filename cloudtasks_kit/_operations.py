@@ -18,7 +18,7 @@ from google.cloud import tasks_v2
 
 from . import errors, rules, tracing
 from ._runner import Op, Plan, call
-from .appengine import AppEngineTask, build_app_engine_task
+from .appengine import AppEngineRouting, AppEngineTask, build_app_engine_task
 from .names import parse_task_name, short_id, task_path
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig, build_queue_pb
 from .retry import RetryPolicy
@@ -226,7 +226,7 @@ def get_queue(name: str) -> Op[Queue]:
     return Queue.from_message(response)
 
 
-QueueConfig = tuple[RateLimits | None, RetryConfig | None, QueueHttpTarget | None]
+QueueConfig = tuple[RateLimits | None, RetryConfig | None, QueueHttpTarget | None, AppEngineRouting | None]
 
 
 def create_queue(name: str, parent: str, config: QueueConfig) -> Op[Queue]:
@@ -237,7 +237,9 @@ def create_queue(name: str, parent: str, config: QueueConfig) -> Op[Queue]:
 def update_queue(name: str, config: QueueConfig) -> Op[Queue]:
     queue, paths = build_queue_pb(name, *config)
     if not paths:
-        raise errors.UsageError("update needs at least one of rate_limits, retry and http_target")
+        raise errors.UsageError(
+            "update needs at least one of rate_limits, retry, http_target and app_engine_routing"
+        )
     return (yield from _update_queue(queue, paths))
 
 

@@ -19,7 +19,7 @@ from . import rules
 from ._client_base import ClientBase, QueueBase
 from ._operations import View
 from ._runner import Op, T, arun, arun_plan
-from .appengine import AppEngineTask
+from .appengine import AppEngineRouting, AppEngineTask
 from .bulk import Chunk, CreateResult, Progress
 from .errors import UsageError
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
@@ -212,9 +212,12 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
         rate_limits: RateLimits | None = None,
         retry: RetryConfig | None = None,
         http_target: QueueHttpTarget | None = None,
+        app_engine_routing: AppEngineRouting | None = None,
     ) -> Queue:
         return await self._run(
-            ops.create_queue(self.name, self.client.parent, (rate_limits, retry, http_target))
+            ops.create_queue(
+                self.name, self.client.parent, (rate_limits, retry, http_target, app_engine_routing)
+            )
         )
 
     async def ensure(
@@ -223,9 +226,12 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
         rate_limits: RateLimits | None = None,
         retry: RetryConfig | None = None,
         http_target: QueueHttpTarget | None = None,
+        app_engine_routing: AppEngineRouting | None = None,
     ) -> Queue:
         return await self._run(
-            ops.ensure_queue(self.name, self.client.parent, (rate_limits, retry, http_target))
+            ops.ensure_queue(
+                self.name, self.client.parent, (rate_limits, retry, http_target, app_engine_routing)
+            )
         )
 
     async def update(
@@ -234,8 +240,11 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
         rate_limits: RateLimits | None = None,
         retry: RetryConfig | None = None,
         http_target: QueueHttpTarget | None = None,
+        app_engine_routing: AppEngineRouting | None = None,
     ) -> Queue:
-        return await self._run(ops.update_queue(self.name, (rate_limits, retry, http_target)))
+        return await self._run(
+            ops.update_queue(self.name, (rate_limits, retry, http_target, app_engine_routing))
+        )
 
     async def get(self) -> Queue:
         return await self._run(ops.get_queue(self.name))

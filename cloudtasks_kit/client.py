@@ -14,7 +14,7 @@ from . import rules
 from ._client_base import ClientBase, QueueBase
 from ._operations import View
 from ._runner import Op, T, run, run_plan
-from .appengine import AppEngineTask
+from .appengine import AppEngineRouting, AppEngineTask
 from .bulk import CreateResult, Progress
 from .errors import UsageError
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
@@ -243,9 +243,14 @@ class QueueHandle(QueueBase[CloudTasks]):
         rate_limits: RateLimits | None = None,
         retry: RetryConfig | None = None,
         http_target: QueueHttpTarget | None = None,
+        app_engine_routing: AppEngineRouting | None = None,
     ) -> Queue:
         """Create the queue; ``AlreadyExists`` if it exists."""
-        return self._run(ops.create_queue(self.name, self.client.parent, (rate_limits, retry, http_target)))
+        return self._run(
+            ops.create_queue(
+                self.name, self.client.parent, (rate_limits, retry, http_target, app_engine_routing)
+            )
+        )
 
     def ensure(
         self,
@@ -253,9 +258,14 @@ class QueueHandle(QueueBase[CloudTasks]):
         rate_limits: RateLimits | None = None,
         retry: RetryConfig | None = None,
         http_target: QueueHttpTarget | None = None,
+        app_engine_routing: AppEngineRouting | None = None,
     ) -> Queue:
         """Create the queue if missing, else update the fields given where they differ. Idempotent."""
-        return self._run(ops.ensure_queue(self.name, self.client.parent, (rate_limits, retry, http_target)))
+        return self._run(
+            ops.ensure_queue(
+                self.name, self.client.parent, (rate_limits, retry, http_target, app_engine_routing)
+            )
+        )
 
     def update(
         self,
@@ -263,9 +273,10 @@ class QueueHandle(QueueBase[CloudTasks]):
         rate_limits: RateLimits | None = None,
         retry: RetryConfig | None = None,
         http_target: QueueHttpTarget | None = None,
+        app_engine_routing: AppEngineRouting | None = None,
     ) -> Queue:
         """Update only the fields given (and, within them, only the attributes set)."""
-        return self._run(ops.update_queue(self.name, (rate_limits, retry, http_target)))
+        return self._run(ops.update_queue(self.name, (rate_limits, retry, http_target, app_engine_routing)))
 
     def get(self) -> Queue:
         return self._run(ops.get_queue(self.name))

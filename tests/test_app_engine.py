@@ -331,3 +331,19 @@ def test_the_typed_task_reads_an_app_engine_task(fake: Any) -> None:
     assert "relative_uri='/w?k=1'" in repr(task)
     (created,) = queue.create_tasks([AE(relative_uri="/bulk", task_id="b")])
     assert created.task is not None and created.task.relative_uri == "/bulk"
+
+
+def test_a_queue_sets_its_routing_override_through_the_kit(ae_backend: Harness) -> None:
+    queue = ae_backend.client.queue("aeq")
+    created = queue.create(app_engine_routing=kit.AppEngineRouting(service="other"))
+    assert created.app_engine_routing == kit.AppEngineRouting(service="other")
+    assert (
+        queue.ensure(app_engine_routing=kit.AppEngineRouting(service="other")).app_engine_routing is not None
+    )
+    updated = queue.ensure(app_engine_routing=kit.AppEngineRouting(service="third", version="v1"))
+    assert updated.app_engine_routing == kit.AppEngineRouting(service="third", version="v1")
+    task = queue.create_task(AE(relative_uri="/w", routing=ROUTING))
+    host = task.raw.app_engine_http_request.app_engine_routing.host
+    assert host == f"v1.third.{ae_backend.client.project}.appspot.com"
+    with pytest.raises(kit.ValidationError, match=r"routing\.service"):
+        kit.AppEngineRouting(service="no_underscores")
