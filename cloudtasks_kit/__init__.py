@@ -15,6 +15,7 @@ from ._version import __version__
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load on first use
     from .aio import AsyncCloudTasks, AsyncQueueHandle
     from .app import BoundTask, TaskApp, TaskFunction
+    from .appengine import AppEngineRouting, AppEngineTask
     from .auth import OAuthToken, OidcToken
     from .bulk import CreateResult
     from .client import CloudTasks, QueueHandle
@@ -53,6 +54,8 @@ _HOME = {
     "Aborted": "errors",
     "AlreadyExists": "errors",
     "ApiError": "errors",
+    "AppEngineRouting": "appengine",
+    "AppEngineTask": "appengine",
     "AsyncCloudTasks": "aio",
     "AsyncQueueHandle": "aio",
     "Attempt": "tasks",
@@ -110,6 +113,8 @@ __all__ = [
     "Aborted",
     "AlreadyExists",
     "ApiError",
+    "AppEngineRouting",
+    "AppEngineTask",
     "AsyncCloudTasks",
     "AsyncQueueHandle",
     "Attempt",

@@ -20,6 +20,7 @@ from ._emulator_env import (
     emulator_addresses,
 )
 from ._runner import Op, Plan
+from .appengine import AppEngineTask
 from .bulk import Bulk, Progress
 from .errors import UsageError
 from .names import QueueName, location_path
@@ -213,7 +214,10 @@ class QueueBase(Generic[ClientT]):
         return result
 
     def _create_plan(
-        self, url: str | TaskSpec, options: Mapping[str, Any], retry_policy: RetryPolicy | None
+        self,
+        url: str | TaskSpec | AppEngineTask,
+        options: Mapping[str, Any],
+        retry_policy: RetryPolicy | None,
     ) -> Plan[Task]:
         client = self.client
         return ops.plan_create(
@@ -226,7 +230,7 @@ class QueueBase(Generic[ClientT]):
 
     def _bulk(
         self,
-        specs: Iterable[TaskSpec | Mapping[str, Any]],
+        specs: Iterable[TaskSpec | AppEngineTask | Mapping[str, Any]],
         retry_policy: RetryPolicy | None,
         on_progress: Progress | None,
     ) -> Bulk:

@@ -18,6 +18,7 @@ from google.cloud import tasks_v2
 
 from . import errors, rules, tracing
 from ._runner import Op, Plan, call
+from .appengine import AppEngineRouting, AppEngineTask, build_app_engine_task
 from .names import parse_task_name, short_id, task_path
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig, build_queue_pb
 from .retry import RetryPolicy
@@ -54,18 +55,23 @@ def task_name(queue_name: str, task: str | Task) -> str:
 # Tasks.
 
 
-def as_spec(url: str | TaskSpec, options: Mapping[str, Any]) -> TaskSpec:
+def as_spec(url: str | TaskSpec | AppEngineTask, options: Mapping[str, Any]) -> TaskSpec | AppEngineTask:
     """``create_task``'s arguments as a spec: a URL and keywords, or a ready spec alone."""
-    if isinstance(url, TaskSpec):
+    if isinstance(url, (TaskSpec, AppEngineTask)):
         if options:
             raise errors.UsageError(f"create_task(spec) takes no keywords (got {', '.join(sorted(options))})")
         return url
     return TaskSpec(url=url, **options)
 
 
-def create_request(queue_name: str, spec: TaskSpec, *, now: float, limits: rules.Limits) -> Any:
+def create_request(
+    queue_name: str, spec: TaskSpec | AppEngineTask, *, now: float, limits: rules.Limits
+) -> Any:
     """The raw ``CreateTaskRequest`` for a spec, checked by the rules (no I/O)."""
     request = _PB_CREATE_TASK(parent=queue_name)
+    if isinstance(spec, AppEngineTask):
+        build_app_engine_task(spec, queue_name=queue_name, now=now, limits=limits, into=request.task)
+        return request
     build_task(spec, queue_name=queue_name, now=now, limits=limits, into=request.task)
     return request
 
@@ -122,7 +128,12 @@ def _utc(seconds: float) -> str:
 
 
 def plan_create(
-    queue_name: str, spec: TaskSpec, *, now: float, limits: rules.Limits, policy: RetryPolicy | None
+    queue_name: str,
+    spec: TaskSpec | AppEngineTask,
+    *,
+    now: float,
+    limits: rules.Limits,
+    policy: RetryPolicy | None,
 ) -> Plan[Task]:
     """A create, retried under ``policy`` when the task has an id (see :mod:`cloudtasks_kit.retry`).
 
@@ -215,7 +226,7 @@ def get_queue(name: str) -> Op[Queue]:
     return Queue.from_message(response)
 
 
-QueueConfig = tuple[RateLimits | None, RetryConfig | None, QueueHttpTarget | None]
+QueueConfig = tuple[RateLimits | None, RetryConfig | None, QueueHttpTarget | None, AppEngineRouting | None]
 
 
 def create_queue(name: str, parent: str, config: QueueConfig) -> Op[Queue]:
@@ -226,7 +237,9 @@ def create_queue(name: str, parent: str, config: QueueConfig) -> Op[Queue]:
 def update_queue(name: str, config: QueueConfig) -> Op[Queue]:
     queue, paths = build_queue_pb(name, *config)
     if not paths:
-        raise errors.UsageError("update needs at least one of rate_limits, retry and http_target")
+        raise errors.UsageError(
+            "update needs at least one of rate_limits, retry, http_target and app_engine_routing"
+        )
     return (yield from _update_queue(queue, paths))
 
 

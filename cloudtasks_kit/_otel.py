@@ -234,7 +234,7 @@ class SendSpan(PlanTrace):
         links: list[Link] = []
         injectable: list[Any] = []
         for task in self.tasks:
-            headers = task.http_request.headers
+            headers = _headers_of(task)
             own = _custom_context(headers)
             if own is None:
                 injectable.append(task)
@@ -248,7 +248,7 @@ class SendSpan(PlanTrace):
             name, context=self.parent, kind=SpanKind.PRODUCER, attributes=attributes, links=links
         )
         for task in injectable:
-            _inject(span, task.http_request.headers, task, self.limits)
+            _inject(span, _headers_of(task), task, self.limits)
         return span
 
     def _counted(self, plan: Plan[T]) -> None:
@@ -386,3 +386,10 @@ class ProcessSpan:
         _process_span.reset(self._current)
         otel_context.detach(self._token)
         self.span.end()
+
+
+def _headers_of(task: Any) -> Any:
+    """The headers map of a raw task, HTTP or App Engine (touching the other would switch the oneof)."""
+    if task.HasField("app_engine_http_request"):
+        return task.app_engine_http_request.headers
+    return task.http_request.headers

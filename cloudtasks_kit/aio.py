@@ -19,6 +19,7 @@ from . import rules
 from ._client_base import ClientBase, QueueBase
 from ._operations import View
 from ._runner import Op, T, arun, arun_plan
+from .appengine import AppEngineRouting, AppEngineTask
 from .bulk import Chunk, CreateResult, Progress
 from .errors import UsageError
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
@@ -128,7 +129,9 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
     # Tasks.
 
     @overload
-    async def create_task(self, spec: TaskSpec, /, *, retry_policy: RetryPolicy | None = None) -> Task: ...
+    async def create_task(
+        self, spec: TaskSpec | AppEngineTask, /, *, retry_policy: RetryPolicy | None = None
+    ) -> Task: ...
 
     @overload
     async def create_task(
@@ -137,7 +140,7 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
 
     async def create_task(
         self,
-        url: str | TaskSpec,
+        url: str | TaskSpec | AppEngineTask,
         /,
         *,
         retry_policy: RetryPolicy | None = None,
@@ -148,7 +151,7 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
 
     async def create_tasks(
         self,
-        specs: Iterable[TaskSpec | Mapping[str, Any]],
+        specs: Iterable[TaskSpec | AppEngineTask | Mapping[str, Any]],
         *,
         retry_policy: RetryPolicy | None = None,
         concurrency: int = 4,
@@ -209,9 +212,12 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
         rate_limits: RateLimits | None = None,
         retry: RetryConfig | None = None,
         http_target: QueueHttpTarget | None = None,
+        app_engine_routing: AppEngineRouting | None = None,
     ) -> Queue:
         return await self._run(
-            ops.create_queue(self.name, self.client.parent, (rate_limits, retry, http_target))
+            ops.create_queue(
+                self.name, self.client.parent, (rate_limits, retry, http_target, app_engine_routing)
+            )
         )
 
     async def ensure(
@@ -220,9 +226,12 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
         rate_limits: RateLimits | None = None,
         retry: RetryConfig | None = None,
         http_target: QueueHttpTarget | None = None,
+        app_engine_routing: AppEngineRouting | None = None,
     ) -> Queue:
         return await self._run(
-            ops.ensure_queue(self.name, self.client.parent, (rate_limits, retry, http_target))
+            ops.ensure_queue(
+                self.name, self.client.parent, (rate_limits, retry, http_target, app_engine_routing)
+            )
         )
 
     async def update(
@@ -231,8 +240,11 @@ class AsyncQueueHandle(QueueBase[AsyncCloudTasks]):
         rate_limits: RateLimits | None = None,
         retry: RetryConfig | None = None,
         http_target: QueueHttpTarget | None = None,
+        app_engine_routing: AppEngineRouting | None = None,
     ) -> Queue:
-        return await self._run(ops.update_queue(self.name, (rate_limits, retry, http_target)))
+        return await self._run(
+            ops.update_queue(self.name, (rate_limits, retry, http_target, app_engine_routing))
+        )
 
     async def get(self) -> Queue:
         return await self._run(ops.get_queue(self.name))

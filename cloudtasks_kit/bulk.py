@@ -25,6 +25,7 @@ from google.cloud import tasks_v2
 from . import errors, rules, tracing
 from ._operations import create_request, found_taken
 from ._runner import Op, Plan, arun_plan, call, run_plan
+from .appengine import AppEngineTask
 from .retry import RetryPolicy
 from .tasks import CreateOutcome, Task, TaskSpec
 from .transports.base import AsyncTransport, Transport
@@ -170,7 +171,7 @@ class Bulk:
     def __init__(
         self,
         queue_name: str,
-        specs: Iterable[TaskSpec | Mapping[str, Any]],
+        specs: Iterable[TaskSpec | AppEngineTask | Mapping[str, Any]],
         *,
         now: float,
         limits: rules.Limits,
@@ -208,7 +209,11 @@ class Bulk:
 
 
 def prepare(
-    queue_name: str, specs: Iterable[TaskSpec | Mapping[str, Any]], *, now: float, limits: rules.Limits
+    queue_name: str,
+    specs: Iterable[TaskSpec | AppEngineTask | Mapping[str, Any]],
+    *,
+    now: float,
+    limits: rules.Limits,
 ) -> tuple[dict[int, CreateResult], list[Chunk], int]:
     """Check and build every spec (bad ones become results at once) and cut the rest into chunks."""
     results: dict[int, CreateResult] = {}
@@ -218,7 +223,7 @@ def prepare(
     for index, spec in enumerate(specs):
         total += 1
         try:
-            ready = spec if isinstance(spec, TaskSpec) else TaskSpec.model_validate(spec)
+            ready = spec if isinstance(spec, (TaskSpec, AppEngineTask)) else TaskSpec.model_validate(spec)
             request = create_request(queue_name, ready, now=now, limits=limits)
         except errors.CloudTasksError as exc:
             results[index] = CreateResult(index, None, exc)

@@ -14,6 +14,7 @@ from . import rules
 from ._client_base import ClientBase, QueueBase
 from ._operations import View
 from ._runner import Op, T, run, run_plan
+from .appengine import AppEngineRouting, AppEngineTask
 from .bulk import CreateResult, Progress
 from .errors import UsageError
 from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
@@ -142,7 +143,9 @@ class QueueHandle(QueueBase[CloudTasks]):
     # Tasks.
 
     @overload
-    def create_task(self, spec: TaskSpec, /, *, retry_policy: RetryPolicy | None = None) -> Task: ...
+    def create_task(
+        self, spec: TaskSpec | AppEngineTask, /, *, retry_policy: RetryPolicy | None = None
+    ) -> Task: ...
 
     @overload
     def create_task(
@@ -151,7 +154,7 @@ class QueueHandle(QueueBase[CloudTasks]):
 
     def create_task(
         self,
-        url: str | TaskSpec,
+        url: str | TaskSpec | AppEngineTask,
         /,
         *,
         retry_policy: RetryPolicy | None = None,
@@ -169,7 +172,7 @@ class QueueHandle(QueueBase[CloudTasks]):
 
     def create_tasks(
         self,
-        specs: Iterable[TaskSpec | Mapping[str, Any]],
+        specs: Iterable[TaskSpec | AppEngineTask | Mapping[str, Any]],
         *,
         retry_policy: RetryPolicy | None = None,
         concurrency: int = 4,
@@ -240,9 +243,14 @@ class QueueHandle(QueueBase[CloudTasks]):
         rate_limits: RateLimits | None = None,
         retry: RetryConfig | None = None,
         http_target: QueueHttpTarget | None = None,
+        app_engine_routing: AppEngineRouting | None = None,
     ) -> Queue:
         """Create the queue; ``AlreadyExists`` if it exists."""
-        return self._run(ops.create_queue(self.name, self.client.parent, (rate_limits, retry, http_target)))
+        return self._run(
+            ops.create_queue(
+                self.name, self.client.parent, (rate_limits, retry, http_target, app_engine_routing)
+            )
+        )
 
     def ensure(
         self,
@@ -250,9 +258,14 @@ class QueueHandle(QueueBase[CloudTasks]):
         rate_limits: RateLimits | None = None,
         retry: RetryConfig | None = None,
         http_target: QueueHttpTarget | None = None,
+        app_engine_routing: AppEngineRouting | None = None,
     ) -> Queue:
         """Create the queue if missing, else update the fields given where they differ. Idempotent."""
-        return self._run(ops.ensure_queue(self.name, self.client.parent, (rate_limits, retry, http_target)))
+        return self._run(
+            ops.ensure_queue(
+                self.name, self.client.parent, (rate_limits, retry, http_target, app_engine_routing)
+            )
+        )
 
     def update(
         self,
@@ -260,9 +273,10 @@ class QueueHandle(QueueBase[CloudTasks]):
         rate_limits: RateLimits | None = None,
         retry: RetryConfig | None = None,
         http_target: QueueHttpTarget | None = None,
+        app_engine_routing: AppEngineRouting | None = None,
     ) -> Queue:
         """Update only the fields given (and, within them, only the attributes set)."""
-        return self._run(ops.update_queue(self.name, (rate_limits, retry, http_target)))
+        return self._run(ops.update_queue(self.name, (rate_limits, retry, http_target, app_engine_routing)))
 
     def get(self) -> Queue:
         return self._run(ops.get_queue(self.name))

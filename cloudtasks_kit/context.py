@@ -44,6 +44,8 @@ class TaskContext:
         previous_response: the HTTP status of the previous attempt, if any.
         retry_reason: why this is a retry, as Cloud Tasks put it.
         token: the verified OIDC token, when the handler verifies.
+        app_engine: read from an App Engine task's ``X-AppEngine-*`` headers (``TaskHandler(...,
+            trust_app_engine_headers=True)``) rather than ``X-CloudTasks-*``.
     """
 
     queue: str
@@ -54,21 +56,28 @@ class TaskContext:
     previous_response: int | None
     retry_reason: str | None
     token: VerifiedToken | None = None
+    app_engine: bool = False
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str], token: VerifiedToken | None = None) -> TaskContext:
-        """Read the headers leniently: a malformed value is treated as absent, never as an error."""
+    def from_headers(
+        cls, headers: Mapping[str, str], token: VerifiedToken | None = None, *, app_engine: bool = False
+    ) -> TaskContext:
+        """Read the headers leniently: a malformed value is treated as absent, never as an error.
+
+        ``app_engine`` reads the ``X-AppEngine-*`` headers of an App Engine task instead."""
         lowered = {k.lower(): v for k, v in headers.items()}
         values: dict[str, object] = {}
-        for rule in _HEADERS:
+        for rule in _APP_ENGINE_HEADERS if app_engine else _HEADERS:
             raw = lowered.get(rule.header)
             if raw is not None:
                 with contextlib.suppress(HeaderError):
                     values[rule.field] = rule.parse(raw)
-        return cls._build(values, token)
+        return cls._build(values, token, app_engine)
 
     @classmethod
-    def parse_headers(cls, headers: Mapping[str, str], token: VerifiedToken | None = None) -> TaskContext:
+    def parse_headers(
+        cls, headers: Mapping[str, str], token: VerifiedToken | None = None, *, app_engine: bool = False
+    ) -> TaskContext:
         """Read the headers strictly, as the handler does: a malformed value is a :class:`HeaderError`.
 
         Counts are ASCII digits (at most 9), the previous response at most 3 digits, the ETA seconds since
@@ -77,14 +86,16 @@ class TaskContext:
         """
         lowered = {k.lower(): v for k, v in headers.items()}
         values: dict[str, object] = {}
-        for rule in _HEADERS:
+        for rule in _APP_ENGINE_HEADERS if app_engine else _HEADERS:
             raw = lowered.get(rule.header)
             if raw is not None:
                 values[rule.field] = rule.parse(raw)
-        return cls._build(values, token)
+        return cls._build(values, token, app_engine)
 
     @classmethod
-    def _build(cls, values: Mapping[str, object], token: VerifiedToken | None) -> TaskContext:
+    def _build(
+        cls, values: Mapping[str, object], token: VerifiedToken | None, app_engine: bool = False
+    ) -> TaskContext:
         return cls(
             queue=str(values.get("queue", "")),
             task_id=str(values.get("task_id", "")),
@@ -94,6 +105,7 @@ class TaskContext:
             previous_response=values.get("previous_response"),  # type: ignore[arg-type]
             retry_reason=values.get("retry_reason"),  # type: ignore[arg-type]
             token=token,
+            app_engine=app_engine,
         )
 
 
@@ -173,6 +185,13 @@ _HEADERS = (
         f"must be printable ASCII, at most {_MAX_VALUE} characters",
         str,
     ),
+)
+
+# An App Engine task carries the same facts as X-AppEngine-* headers (creating-appengine-handlers,
+# "Reading request headers").
+_APP_ENGINE_HEADERS = tuple(
+    dataclasses.replace(rule, header=rule.header.replace("x-cloudtasks-", "x-appengine-"))
+    for rule in _HEADERS
 )
 
 

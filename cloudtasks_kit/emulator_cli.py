@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
 from datetime import timedelta
 from pathlib import Path
@@ -143,6 +144,13 @@ def add_emulator_command(commands: Any) -> None:
         "*.domain for its subdomains; repeatable)",
     )
     parser.add_argument(
+        "--app-engine-host",
+        default=os.environ.get("CLOUDTASKS_EMULATOR_APP_ENGINE_HOST") or None,
+        metavar="URL",
+        help="deliver App Engine tasks to this local server, e.g. http://127.0.0.1:8080 "
+        "(default: $CLOUDTASKS_EMULATOR_APP_ENGINE_HOST; unset: App Engine attempts are refused)",
+    )
+    parser.add_argument(
         "--allow-any-host",
         action="store_true",
         default=None,
@@ -244,7 +252,8 @@ def run_emulator(args: argparse.Namespace) -> int:
         declared = merge(args.queue, config, project=project, location=location)
         routes = _routes(args.route, config.routes)
         allow_hosts = [*config.allow_hosts, *args.allow_host]
-        Router(routes, allow_hosts=allow_hosts)  # every host checked before anything starts
+        # every host checked before anything starts
+        Router(routes, allow_hosts=allow_hosts, app_engine_host=args.app_engine_host)
     except (ConfigError, RouteError) as exc:
         return fail("emulator", str(exc), EXIT_USAGE)
     auto_create = bool(args.auto_create_queues or config.auto_create_queues)
@@ -276,6 +285,7 @@ def run_emulator(args: argparse.Namespace) -> int:
             routes=routes,
             allow_hosts=allow_hosts,
             allow_any_host=allow_any_host,
+            app_engine_host=args.app_engine_host,
         )
     except DataDirError as exc:
         return fail("emulator", str(exc), EXIT_FAILED)

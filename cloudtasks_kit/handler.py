@@ -123,6 +123,12 @@ class TaskHandler:
         max_json_depth: how deep the body's JSON may nest (400 beyond it); 64 by default.
         trace_mode: with OpenTelemetry, whether a task function's span is the ``child`` of the span that
             created the task (one trace, the default) or starts a trace with a ``link`` to it.
+        trust_app_engine_headers: accept App Engine task deliveries: a request with an
+            ``X-AppEngine-QueueName`` header is admitted without a token (App Engine tasks carry none)
+            and its ``X-AppEngine-*`` headers fill :func:`~cloudtasks_kit.task_context`. Safe **only on
+            App Engine**, which strips ``X-AppEngine-*`` headers from requests that come from outside;
+            anywhere else anyone could send them. Off by default: such requests then need a token like
+            any other.
     """
 
     def __init__(
@@ -136,8 +142,10 @@ class TaskHandler:
         max_body_bytes: int | None = None,
         max_json_depth: int = DEFAULT_MAX_DEPTH,
         trace_mode: tracing.TraceMode = "child",
+        trust_app_engine_headers: bool = False,
     ) -> None:
         self.app = app
+        self.trust_app_engine_headers = bool(trust_app_engine_headers)
         if trace_mode not in ("child", "link"):
             raise UsageError(f"TaskHandler trace_mode={trace_mode!r} must be 'child' or 'link'")
         self.trace_mode: tracing.TraceMode = trace_mode
@@ -180,11 +188,14 @@ class TaskHandler:
         """Everything that needs no body: the method, the token, the X-CloudTasks-* headers, the route."""
         if method.upper() != "POST":
             return HandlerResponse.json(405, {"error": "task requests are POSTs"}, {"Allow": "POST"})
-        token = self._authenticate(headers, may_block)
+        app_engine = self.trust_app_engine_headers and _has_header(headers, "x-appengine-queuename")
+        # On App Engine the platform strips X-AppEngine-* from outside requests, so their presence is the
+        # proof of origin (trust_app_engine_headers); everything else authenticates with its token.
+        token = None if app_engine else self._authenticate(headers, may_block)
         if isinstance(token, HandlerResponse):
             return token
         try:
-            context = TaskContext.parse_headers(headers, token)
+            context = TaskContext.parse_headers(headers, token, app_engine=app_engine)
         except HeaderError as exc:
             log.warning("refused a task request with 400: %s", exc)
             return HandlerResponse.json(400, {"error": str(exc)})
@@ -470,3 +481,7 @@ def _run_coroutine(coroutine: Any, context: TaskContext) -> None:
     thread.join()
     if failure:
         raise failure[0]
+
+
+def _has_header(headers: Mapping[str, str], lowered_name: str) -> bool:
+    return any(key.lower() == lowered_name for key in headers)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
 from google.cloud import tasks_v2
@@ -19,6 +19,9 @@ from ._convert import set_timedelta, to_datetime, to_timedelta
 from ._model import KitModel
 from .auth import OAuthToken, OidcToken, check_one_token
 from .names import short_id
+
+if TYPE_CHECKING:
+    from .appengine import AppEngineRouting
 
 __all__ = ["Queue", "QueueHttpTarget", "QueueState", "RateLimits", "RetryConfig", "UriOverride"]
 
@@ -242,9 +245,16 @@ class QueueHttpTarget(KitModel):
 
 
 def build_queue_pb(
-    name: str, rate_limits: RateLimits | None, retry: RetryConfig | None, http_target: QueueHttpTarget | None
+    name: str,
+    rate_limits: RateLimits | None,
+    retry: RetryConfig | None,
+    http_target: QueueHttpTarget | None,
+    app_engine_routing: AppEngineRouting | None = None,
 ) -> tuple[Any, list[str]]:
-    """The ``Queue`` protobuf for a create or update, and the update mask of what was given."""
+    """The ``Queue`` protobuf for a create or update, and the update mask of what was given.
+
+    ``app_engine_routing`` becomes the queue's ``app_engine_routing_override``: it wins over the routing of
+    every App Engine task in the queue."""
     msg = _PB_QUEUE(name=name)
     paths: list[str] = []
     if rate_limits is not None:
@@ -256,6 +266,9 @@ def build_queue_pb(
     if http_target is not None:
         msg.http_target.CopyFrom(http_target.to_pb())
         paths.append("http_target")
+    if app_engine_routing is not None:
+        app_engine_routing.fill(msg.app_engine_routing_override)
+        paths += [f"app_engine_routing_override.{part}" for part in ("service", "version", "instance")]
     rules.check_queue_config(msg)
     return msg, paths
 
@@ -309,6 +322,16 @@ class Queue:
     @cached_property
     def http_target(self) -> QueueHttpTarget | None:
         return QueueHttpTarget.from_pb(self._pb.http_target) if self._pb.HasField("http_target") else None
+
+    @property
+    def app_engine_routing(self) -> AppEngineRouting | None:
+        """The queue's ``app_engine_routing_override`` (it wins over every App Engine task's routing)."""
+        from .appengine import AppEngineRouting
+
+        if not self._pb.HasField("app_engine_routing_override"):
+            return None
+        routing = self._pb.app_engine_routing_override
+        return AppEngineRouting(service=routing.service, version=routing.version, instance=routing.instance)
 
     @property
     def purge_time(self) -> datetime | None:

@@ -26,6 +26,9 @@ from .errors import ValidationError
 __all__ = [
     "DEFAULT_LIMITS",
     "Limits",
+    "check_app_engine_dispatch_deadline",
+    "check_app_engine_headers",
+    "check_app_engine_request",
     "check_aware",
     "check_built_task",
     "check_dispatch_deadline",
@@ -34,6 +37,7 @@ __all__ = [
     "check_project_id",
     "check_queue_config",
     "check_queue_id",
+    "check_relative_uri",
     "check_task_id",
     "check_task_message",
     "check_text",
@@ -120,6 +124,21 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 RESERVED_HEADER_PREFIXES = ("x-google-", "x-appengine-", "x-cloudtasks-")
 COMPUTED_HEADERS = frozenset({"host", "content-length", "user-agent"})
 USER_AGENT = "Google-Cloud-Tasks"
+
+# App Engine tasks (google.cloud.tasks.v2.AppEngineHttpRequest, v2 reference and the installed
+# tasks_v2/types/target.py): "The headers below cannot be set or overridden: Host, X-Google-*,
+# X-AppEngine-*"; User-Agent may be set, and the service appends its own to it.
+APP_ENGINE_RESERVED_PREFIXES = ("x-google-", "x-appengine-")
+APP_ENGINE_COMPUTED_HEADERS = frozenset({"host", "content-length"})
+APP_ENGINE_USER_AGENT = "AppEngine-Google; (+http://code.google.com/appengine)"
+# "A request body is allowed only if the HTTP method is POST or PUT" (AppEngineHttpRequest.body); HTTP
+# tasks also allow PATCH.
+APP_ENGINE_BODY_METHODS = frozenset({"POST", "PUT"})
+# Task.dispatch_deadline (tasks_v2/types/task.py): "For App Engine tasks, 0 indicates that the request has
+# the default deadline [...] 10 minutes for standard apps with automatic scaling, 24 hours for standard
+# apps with manual and basic scaling, and 60 minutes for flex apps. If the request deadline is set, it
+# must be in the interval [15 seconds, 24 hours 15 seconds]."
+MAX_APP_ENGINE_DISPATCH_DEADLINE = timedelta(hours=24, seconds=15)
 
 
 def _id_check(pattern: re.Pattern[str], field: str, rule: str, value: object) -> str:
@@ -218,6 +237,91 @@ def reserved_header(name: str) -> bool:
     return lowered in COMPUTED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIXES)
 
 
+def app_engine_reserved_header(name: str) -> bool:
+    """True for headers an App Engine task may not set (Host, Content-Length, X-Google-*,
+    X-AppEngine-*), case-insensitively."""
+    lowered = name.lower()
+    return lowered in APP_ENGINE_COMPUTED_HEADERS or lowered.startswith(APP_ENGINE_RESERVED_PREFIXES)
+
+
+def check_app_engine_headers(
+    headers: Iterable[tuple[str, str]], *, strict: bool, limits: Limits = DEFAULT_LIMITS
+) -> None:
+    """:func:`check_headers` for an App Engine task: ``strict`` refuses Host, Content-Length,
+    X-Google-* and X-AppEngine-* (User-Agent may be set: the service appends its own)."""
+    pairs = list(headers)
+    if strict:
+        for name, _ in pairs:
+            if app_engine_reserved_header(name):
+                raise ValidationError(
+                    "header",
+                    name,
+                    "is set by Cloud Tasks itself on App Engine tasks (Host, Content-Length, X-Google-*, "
+                    "X-AppEngine-*), so a value given here would be dropped",
+                )
+    check_headers(pairs, strict=False, limits=limits)
+
+
+def check_relative_uri(value: str, field: str = "relative_uri") -> str:
+    """An App Engine task's relative URI: "must begin with "/" and must be a valid HTTP relative URI. It
+    can contain a path and query string arguments [...] No spaces are allowed, and the maximum length
+    allowed is 2083 characters" (AppEngineHttpRequest.relative_uri). Empty means "/"."""
+    if not value:
+        return value
+    shown = redact_url(value)
+    if len(value) > MAX_URL_LENGTH:
+        raise ValidationError(field, shown, f"is longer than {MAX_URL_LENGTH} characters")
+    if not value.startswith("/") or value.startswith("//"):
+        raise ValidationError(field, shown, "must start with '/' (a path on the App Engine app)")
+    if _WHITESPACE.search(value) or "#" in value:
+        raise ValidationError(field, shown, "must be a relative URI without spaces or a fragment")
+    check_text(field, value, shown=shown)
+    return value
+
+
+def check_app_engine_dispatch_deadline(seconds: float, field: str = "dispatch_deadline") -> None:
+    """App Engine tasks: 0 (the default of the service's scaling type), else 15 seconds to 24 hours
+    15 seconds (Task.dispatch_deadline)."""
+    if seconds == 0:
+        return
+    high = MAX_APP_ENGINE_DISPATCH_DEADLINE.total_seconds()
+    if not 15 <= seconds <= high:
+        raise ValidationError(
+            field,
+            timedelta(seconds=seconds),
+            "must be 0 (the default) or between 15 seconds and 24 hours 15 seconds for an App Engine task",
+        )
+
+
+def check_app_engine_request(task: Any, *, now: float, limits: Limits = DEFAULT_LIMITS, strict: bool) -> None:
+    """Everything CreateTask answers INVALID_ARGUMENT for in a raw ``Task`` with an
+    ``app_engine_http_request``: relative URI, headers, method and body, schedule, deadline, retry, size."""
+    request = task.app_engine_http_request
+    check_relative_uri(request.relative_uri)
+    routing = request.app_engine_routing
+    for part in ("service", "version", "instance"):
+        value = getattr(routing, part)
+        if value and not _ROUTING_PART.fullmatch(value):
+            raise ValidationError(
+                f"app_engine_routing.{part}", value, "may contain only letters, digits and '-' (1-63 chars)"
+            )
+    check_app_engine_headers(request.headers.items(), strict=strict, limits=limits)
+    method = METHOD_NAMES.get(request.http_method)
+    if method is None:
+        raise ValidationError("method", request.http_method, "is not a known HTTP method")
+    if request.body and method not in APP_ENGINE_BODY_METHODS:
+        raise ValidationError(
+            "method",
+            method,
+            f"cannot carry a body on an App Engine task (it has {len(request.body)} bytes); only POST and"
+            " PUT can",
+        )
+    _check_schedule_retry_size(task, now=now, limits=limits, app_engine=True)
+
+
+_ROUTING_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
+
+
 def check_headers(
     headers: Iterable[tuple[str, str]],
     *,
@@ -281,10 +385,15 @@ def check_task_message(
     ``queue_name`` is the request's parent; ``now`` is seconds since the epoch on the caller's clock;
     ``queue_routes`` says the queue has a URI override with a host, so a task may leave its URL out.
     """
+    if task.HasField("app_engine_http_request"):
+        check_app_engine_request(task, now=now, limits=limits, strict=False)
+        return
     if not task.HasField("http_request"):
-        if task.HasField("app_engine_http_request"):
-            raise ValidationError("task", "app_engine_http_request", "is not supported; use an HTTP task")
-        raise ValidationError("task", "without http_request", "must have an http_request (the target URL)")
+        raise ValidationError(
+            "task",
+            "without a target",
+            "must have an http_request (the target URL) or an app_engine_http_request",
+        )
     request = task.http_request
     if request.url or not queue_routes:
         check_url(request.url)
@@ -307,6 +416,10 @@ def check_built_task(task: Any, *, now: float, limits: Limits = DEFAULT_LIMITS) 
             method,
             f"cannot carry a body (the task has {len(request.body)} bytes); only POST, PUT and PATCH can",
         )
+    _check_schedule_retry_size(task, now=now, limits=limits, app_engine=False)
+
+
+def _check_schedule_retry_size(task: Any, *, now: float, limits: Limits, app_engine: bool) -> None:
     if task.HasField("schedule_time"):
         ahead = task.schedule_time.seconds + task.schedule_time.nanos / 1e9 - now
         if ahead > MAX_SCHEDULE_AHEAD.total_seconds():
@@ -314,7 +427,10 @@ def check_built_task(task: Any, *, now: float, limits: Limits = DEFAULT_LIMITS) 
                 "schedule_time", task.schedule_time.ToJsonString(), "must be at most 30 days ahead"
             )
     if task.HasField("dispatch_deadline"):
-        check_dispatch_deadline(to_seconds(task.dispatch_deadline), limits)
+        if app_engine:
+            check_app_engine_dispatch_deadline(to_seconds(task.dispatch_deadline))
+        else:
+            check_dispatch_deadline(to_seconds(task.dispatch_deadline), limits)
     if task.HasField("retry_config"):
         check_retry_config(task.retry_config, field="task.retry_config")
     size = task.ByteSize()
@@ -372,6 +488,16 @@ def check_queue_config(queue: Any) -> None:
         check_retry_config(queue.retry_config)
     if queue.HasField("http_target"):
         check_http_target(queue.http_target)
+    if queue.HasField("app_engine_routing_override"):
+        routing = queue.app_engine_routing_override
+        for part in ("service", "version", "instance"):
+            value = getattr(routing, part)
+            if value and not _ROUTING_PART.fullmatch(value):
+                raise ValidationError(
+                    f"app_engine_routing_override.{part}",
+                    value,
+                    "may contain only letters, digits and '-' (1-63 chars)",
+                )
 
 
 def check_enum(value: int, known: Iterable[int], field: str) -> None:

@@ -370,15 +370,30 @@ class Task:
 
     @property
     def url(self) -> str:
+        """The target URL of an HTTP task ("" for an App Engine task: see :attr:`relative_uri`)."""
         return str(self._pb.http_request.url)
 
     @property
+    def app_engine(self) -> bool:
+        """True for an App Engine task (``app_engine_http_request``)."""
+        return bool(self._pb.HasField("app_engine_http_request"))
+
+    @property
+    def relative_uri(self) -> str | None:
+        """An App Engine task's path (and query) on the app; None for an HTTP task."""
+        return str(self._pb.app_engine_http_request.relative_uri) if self.app_engine else None
+
+    @property
+    def _request(self) -> Any:
+        return self._pb.app_engine_http_request if self.app_engine else self._pb.http_request
+
+    @property
     def method(self) -> str:
-        return rules.METHOD_NAMES.get(self._pb.http_request.http_method, "POST")
+        return rules.METHOD_NAMES.get(self._request.http_method, "POST")
 
     @cached_property
     def headers(self) -> dict[str, str]:
-        return dict(self._pb.http_request.headers)
+        return dict(self._request.headers)
 
     @property
     def view(self) -> Literal["BASIC", "FULL"]:
@@ -387,7 +402,7 @@ class Task:
     @property
     def body(self) -> bytes | None:
         """The body bytes with the FULL view; None with BASIC, which leaves it out."""
-        return bytes(self._pb.http_request.body) if self._pb.view == _FULL else None
+        return bytes(self._request.body) if self._pb.view == _FULL else None
 
     def json(self) -> Any:
         """The body decoded as JSON (FULL view only)."""
@@ -441,6 +456,9 @@ class Task:
         return OAuthToken.from_pb(request.oauth_token) if request.HasField("oauth_token") else None
 
     def __repr__(self) -> str:  # the URL's credential-like query values stay out of logs
+        if self.app_engine:
+            where = redact_url(self.relative_uri or "/")
+            return f"Task(id={self.id!r}, queue={self.queue!r}, method={self.method}, relative_uri={where!r})"
         return (
             f"Task(id={self.id!r}, queue={self.queue!r}, method={self.method}, url={redact_url(self.url)!r})"
         )

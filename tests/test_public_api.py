@@ -24,6 +24,8 @@ PUBLIC = {
     "task_context",
     "AlreadyExists",
     "ApiError",
+    "AppEngineRouting",
+    "AppEngineTask",
     "AsyncCloudTasks",
     "AsyncQueueHandle",
     "Attempt",

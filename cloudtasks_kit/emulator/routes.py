@@ -215,6 +215,9 @@ class Router:
         allow_hosts: more hosts to deliver to unrouted (names, IP addresses, ``*.domain``); loopback
             addresses always are.
         allow_any_host: deliver to any host (routes still apply).
+        app_engine_host: where App Engine tasks go (``http://127.0.0.1:8080``): an attempt whose URL is
+            on ``*.appspot.com`` (the host the engine builds from the task's routing) is sent there, with
+            its relative URI. None: such attempts are refused like any other production host.
     """
 
     def __init__(
@@ -223,8 +226,12 @@ class Router:
         *,
         allow_hosts: Iterable[str] = (),
         allow_any_host: bool = False,
+        app_engine_host: str | None = None,
     ) -> None:
         self.routes = parse_routes(routes)
+        self.app_engine_host = app_engine_host
+        if app_engine_host is not None:
+            _origin(app_engine_host, "app_engine_host")
         self.allow_hosts = tuple(check_allowed_host(h, field="allow_hosts") for h in allow_hosts)
         self.allow_any_host = allow_any_host
         self._exact = {h for h in self.allow_hosts if not h.startswith("*.")}
@@ -256,6 +263,9 @@ class Router:
             scheme, host, port = parts.scheme.lower(), (parts.hostname or ""), parts.port
         except ValueError:
             return url  # the engine checked it; if it is still odd, the HTTP client says why it fails
+        if self.app_engine_host and host.lower().endswith(".appspot.com"):
+            base = self.app_engine_host.rstrip("/")
+            return base + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         key = (scheme, host, port or _DEFAULT_PORTS.get(scheme, 0))
         for route in self._by_key.get(key, ()):
             routed = route.rewrite(parts)
@@ -273,6 +283,12 @@ class Router:
         """What to tell the user about a refused URL: why, and the two ways out."""
         host = parts.hostname or ""
         origin = f"{parts.scheme}://{parts.netloc}"
+        if host.lower().endswith(".appspot.com"):
+            return (
+                f"host {host!r} is an App Engine task's: name the local server App Engine tasks go to"
+                " (--app-engine-host http://127.0.0.1:8080, $CLOUDTASKS_EMULATOR_APP_ENGINE_HOST or"
+                " Emulator(app_engine_host=...))"
+            )
         return (
             f"host {host!r} is not allowed: the emulator delivers only to loopback addresses and routed"
             f" hosts; route it to a local worker (--route {origin}=http://127.0.0.1:8080, or"
@@ -282,6 +298,8 @@ class Router:
     def describe(self) -> list[str]:
         """One line per rule, for the emulator's start-up log."""
         lines = [f"route {route}" for route in self.routes]
+        if self.app_engine_host:
+            lines.append(f"App Engine tasks (*.appspot.com) go to {self.app_engine_host}")
         if self.allow_any_host:
             lines.append("delivering to any host (--allow-any-host)")
         else:

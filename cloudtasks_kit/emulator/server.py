@@ -66,6 +66,8 @@ class Emulator:
             "http://127.0.0.1:8080"}`` or ``FROM=TO`` strings (see :mod:`cloudtasks_kit.emulator.routes`).
             The task keeps its URL; only where the attempt is sent changes.
         allow_hosts: hosts to deliver to unrouted besides loopback addresses (names, IPs, ``*.domain``).
+        app_engine_host: where App Engine tasks are delivered (``http://127.0.0.1:8080``); see
+            :class:`~cloudtasks_kit.emulator.routes.Router`.
         allow_any_host: deliver to any host. By default an attempt for a host that is neither loopback,
             routed nor allowed fails without being sent, and the log says how to route or allow it.
     """
@@ -87,11 +89,14 @@ class Emulator:
         routes: Mapping[str, str] | Iterable[str | Route] = (),
         allow_hosts: Iterable[str] = (),
         allow_any_host: bool = False,
+        app_engine_host: str | None = None,
     ) -> None:
         from .routes import Router
 
         # Checked first: a bad route must not leave a data directory open.
-        self.router = Router(routes, allow_hosts=allow_hosts, allow_any_host=allow_any_host)
+        self.router = Router(
+            routes, allow_hosts=allow_hosts, allow_any_host=allow_any_host, app_engine_host=app_engine_host
+        )
         """Where attempts go: the routes and the allowed hosts."""
         self.host = host
         self._dashboard = dashboard

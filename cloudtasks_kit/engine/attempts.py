@@ -18,13 +18,14 @@ from google.cloud import tasks_v2
 
 from .. import rules
 from ..errors import StatusCode, code_for_http
-from ..names import queue_of_task, short_id
+from ..names import project_of, queue_of_task, short_id
 
 __all__ = [
     "AttemptOutcome",
     "AttemptRecord",
     "AttemptRequest",
     "AttemptResult",
+    "app_engine_host",
     "apply_uri_override",
     "build_headers",
     "effective_auth",
@@ -312,8 +313,69 @@ def build_headers(
     return headers
 
 
+def is_app_engine(task: Any) -> bool:
+    """True for a task with an ``app_engine_http_request``."""
+    return bool(task.HasField("app_engine_http_request"))
+
+
+def app_engine_host(task: Any, queue: Any) -> str:
+    """The host an App Engine task is sent to: ``[instance.]version.service.<project>.appspot.com``, from
+    the queue's ``app_engine_routing_override`` if set, else the task's routing ("If
+    app_engine_routing_override is set on the queue, this value is used for all tasks in the queue",
+    AppEngineHttpRequest). Each part left empty means the default one and is left out."""
+    routing = (
+        queue.app_engine_routing_override
+        if queue.HasField("app_engine_routing_override")
+        else task.app_engine_http_request.app_engine_routing
+    )
+    project = project_of(queue.name, "app")
+    parts = [p for p in (routing.instance, routing.version, routing.service) if p]
+    return ".".join([*parts, f"{project}.appspot.com"])
+
+
+def build_app_engine_headers(
+    task: Any,
+    queue: Any,
+    *,
+    retry_count: int,
+    execution_count: int,
+    previous_response: int | None,
+    retry_reason: str | None,
+    eta: float,
+) -> dict[str, str]:
+    """The headers of one attempt of an App Engine task: the task's, then the service's ``X-AppEngine-*``
+    (creating-appengine-handlers, "Reading request headers"). ``User-Agent`` gets
+    ``AppEngine-Google; (+http://code.google.com/appengine)`` appended; a body without a Content-Type is
+    sent as ``application/octet-stream`` (AppEngineHttpRequest.headers)."""
+    request = task.app_engine_http_request
+    headers: dict[str, str] = {}
+    agent = None
+    for name, value in request.headers.items():
+        if name.lower() == "user-agent":
+            agent = value
+        elif not rules.app_engine_reserved_header(name):
+            headers[name] = value
+    if request.body and not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = "application/octet-stream"
+    ua = rules.APP_ENGINE_USER_AGENT
+    headers["User-Agent"] = f"{agent} {ua}" if agent and agent != ua else ua
+    headers["X-AppEngine-QueueName"] = short_id(queue.name)
+    headers["X-AppEngine-TaskName"] = short_id(task.name)
+    headers["X-AppEngine-TaskRetryCount"] = str(retry_count)
+    headers["X-AppEngine-TaskExecutionCount"] = str(execution_count)
+    headers["X-AppEngine-TaskETA"] = f"{eta:.6f}"
+    if retry_count > 0:
+        headers["X-AppEngine-TaskPreviousResponse"] = str(previous_response or 0)
+        headers["X-AppEngine-TaskRetryReason"] = retry_reason or ""
+    return headers
+
+
 def effective_auth(task: Any, queue: Any) -> tuple[str, Any] | None:
-    """``("oidc", OidcToken)`` or ``("oauth", OAuthToken)``: the queue's auth overrides the task's."""
+    """``("oidc", OidcToken)`` or ``("oauth", OAuthToken)``: the queue's auth overrides the task's.
+
+    App Engine tasks carry no token (they travel inside Google's network)."""
+    if is_app_engine(task):
+        return None
     target = queue.http_target
     if target.HasField("oidc_token"):
         return "oidc", target.oidc_token
@@ -332,6 +394,8 @@ def effective_body(task: Any, queue: Any) -> bytes:
     method that carries no body ("If this is set to GET, the body of the task will be ignored at
     execution time", HttpTarget.http_method; HEAD, DELETE and OPTIONS the same, as a task may not carry
     a body with them either)."""
+    if is_app_engine(task):
+        return bytes(task.app_engine_http_request.body)
     method_number = queue.http_target.http_method
     if method_number and rules.METHOD_NAMES[method_number] not in rules.BODY_METHODS:
         return b""
@@ -339,7 +403,14 @@ def effective_body(task: Any, queue: Any) -> bytes:
 
 
 def effective_target(task: Any, queue: Any) -> tuple[str, str]:
-    """The method and URL an attempt uses, after the queue-level overrides."""
+    """The method and URL an attempt uses, after the queue-level overrides.
+
+    An App Engine task goes to ``http://<routing host><relative_uri>`` ("The request to the handler [...]
+    will appear to have used the HTTP protocol", AppEngineHttpRequest)."""
+    if is_app_engine(task):
+        request = task.app_engine_http_request
+        url = f"http://{app_engine_host(task, queue)}{request.relative_uri or '/'}"
+        return rules.METHOD_NAMES[request.http_method], url
     target = queue.http_target
     url = task.http_request.url
     if target.HasField("uri_override"):

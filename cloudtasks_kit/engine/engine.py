@@ -70,7 +70,13 @@ from .tokens import TokenSigner, default_signer
 
 __all__ = ["Engine"]
 
-_MUTABLE_QUEUE_FIELDS = ("rate_limits", "retry_config", "http_target", "stackdriver_logging_config")
+_MUTABLE_QUEUE_FIELDS = (
+    "rate_limits",
+    "retry_config",
+    "http_target",
+    "app_engine_routing_override",
+    "stackdriver_logging_config",
+)
 _OUTPUT_ONLY = frozenset({"name", "state", "purge_time", "rate_limits.max_burst_size"})
 _PB_LIST_TASKS = tasks_v2.ListTasksResponse.pb()
 _PB_LIST_QUEUES = tasks_v2.ListQueuesResponse.pb()
@@ -367,7 +373,10 @@ class Engine:
         stored = PB_TASK()
         stored.CopyFrom(task)
         stored.name = task_path(queue.name, task_id)
-        _normalise_headers(stored.http_request.headers)
+        if stored.HasField("app_engine_http_request"):
+            _normalise_app_engine(stored, queue.pb)
+        else:
+            _normalise_headers(stored.http_request.headers)
         # "create_time will be truncated to the nearest second" (Task, v2 reference): whole seconds.
         stored.create_time.seconds, stored.create_time.nanos = math.floor(now), 0
         # "If schedule_time is not set or is in the past then Cloud Tasks will set it to the current time"
@@ -526,6 +535,15 @@ def _normalise_headers(headers: Any) -> None:
     headers["User-Agent"] = rules.USER_AGENT
 
 
+def _normalise_app_engine(task: Any, queue: Any) -> None:
+    """As the service stores an App Engine task: Host, X-Google-* and X-AppEngine-* dropped, and the
+    routing's output-only ``host`` filled in."""
+    headers = task.app_engine_http_request.headers
+    for name in [name for name in headers if rules.app_engine_reserved_header(name)]:
+        del headers[name]
+    task.app_engine_http_request.app_engine_routing.host = attempts.app_engine_host(task, queue)
+
+
 def _copy(message: Any) -> Any:
     out = type(message)()
     out.CopyFrom(message)
@@ -542,7 +560,10 @@ def _view_into(out: Any, task: Any, view: int) -> Any:
         out.view = _FULL
     else:
         out.view = _BASIC
-        out.http_request.ClearField("body")
+        if out.HasField("app_engine_http_request"):
+            out.app_engine_http_request.ClearField("body")
+        else:
+            out.http_request.ClearField("body")
     return out
 
 

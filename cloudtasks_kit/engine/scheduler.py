@@ -201,16 +201,27 @@ class Scheduler:
         """The method, URL, headers and deadline of ``record``'s next attempt (before it counts as made)."""
         task, queue = record.pb, record.queue
         method, url = attempts.effective_target(task, queue.pb)
-        headers = attempts.build_headers(
-            task,
-            queue.pb,
-            retry_count=task.dispatch_count,
-            execution_count=record.executions,
-            previous_response=record.previous_response,
-            retry_reason=record.retry_reason,
-            eta=record.eta,
-            authorization=self._authorization(task, queue.pb, url),
-        )
+        if attempts.is_app_engine(task):
+            headers = attempts.build_app_engine_headers(
+                task,
+                queue.pb,
+                retry_count=task.dispatch_count,
+                execution_count=record.executions,
+                previous_response=record.previous_response,
+                retry_reason=record.retry_reason,
+                eta=record.eta,
+            )
+        else:
+            headers = attempts.build_headers(
+                task,
+                queue.pb,
+                retry_count=task.dispatch_count,
+                execution_count=record.executions,
+                previous_response=record.previous_response,
+                retry_reason=record.retry_reason,
+                eta=record.eta,
+                authorization=self._authorization(task, queue.pb, url),
+            )
         deadline = to_seconds(task.dispatch_deadline) if task.HasField("dispatch_deadline") else None
         return method, url, headers, deadline or rules.DEFAULT_DISPATCH_DEADLINE.total_seconds()
 
@@ -268,7 +279,10 @@ class Scheduler:
         retry = task.dispatch_count - 1
         delay = backoff(retry, min_backoff=min_backoff, max_backoff=max_backoff, max_doublings=doublings)
         reason = _backoff_reason(retry, delay, min_backoff, max_backoff, doublings)
-        if result.status in (429, 503) and result.retry_after:
+        # "Unlike other types of task targets, a 429 (Too Many Requests) response from an app handler
+        # does not cause traffic congestion control to throttle the queue" (AppEngineHttpRequest).
+        throttling = (503,) if attempts.is_app_engine(task) else (429, 503)
+        if result.status in throttling and result.retry_after:
             # Bounded here too: a callable target may hand over any float.
             wait = min(result.retry_after, self.max_retry_after)
             if wait > delay:

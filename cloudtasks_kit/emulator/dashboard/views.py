@@ -353,6 +353,8 @@ def journey(engine: Engine, history: History, name: str) -> Journey | None:
     attempts = [_attempt_view(record) for record in records]
     if live is not None:
         pb = live.pb
+        # An App Engine task keeps its headers and body in app_engine_http_request.
+        request = pb.app_engine_http_request if pb.HasField("app_engine_http_request") else pb.http_request
         status, explanation = task_status(engine, live)
         max_attempts, max_duration, *_ = effective_retry(pb, live.queue.pb)
         limit = "unlimited" if max_attempts == -1 else str(max_attempts)
@@ -365,9 +367,9 @@ def journey(engine: Engine, history: History, name: str) -> Journey | None:
             task=_row(live, engine.clock.now()),
             status=status,
             explanation=explanation,
-            headers=redact_headers(dict(pb.http_request.headers), _HEADER_LIMIT),
-            body_preview=_preview(bytes(pb.http_request.body), _BODY_PREVIEW),
-            body_size=len(pb.http_request.body),
+            headers=redact_headers(dict(request.headers), _HEADER_LIMIT),
+            body_preview=_preview(bytes(request.body), _BODY_PREVIEW),
+            body_size=len(request.body),
             created=to_seconds(pb.create_time),
             max_attempts=limit,
             attempts=attempts,

@@ -1,0 +1,169 @@
+"""App Engine tasks: :class:`AppEngineTask` and :class:`AppEngineRouting`, and the builder that turns a
+spec into the official ``Task`` with an ``app_engine_http_request``.
+
+``queue.create_task(AppEngineTask(relative_uri="/work", routing=AppEngineRouting(service="worker")))``
+creates one; HTTP tasks (:class:`~cloudtasks_kit.TaskSpec`) are unchanged. The rules come from the v2
+reference (``AppEngineHttpRequest``, ``AppEngineRouting``, ``Task.dispatch_deadline``); see
+docs/app-engine.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pydantic
+from google.cloud import tasks_v2
+
+from . import rules
+from ._convert import set_seconds, set_timedelta
+from ._model import KitModel
+from .errors import ValidationError
+from .names import task_path
+from .queues import RetryConfig
+from .tasks import NO_JSON, HttpMethod, encode_body, task_id_for_key
+
+__all__ = ["AppEngineRouting", "AppEngineTask", "build_app_engine_task"]
+
+
+class AppEngineRouting(KitModel):
+    """Which App Engine service, version and instance a task goes to (each empty: the default one).
+
+    The service sends the task to ``[instance.]version.service.<app's domain>`` (``AppEngineRouting.host``,
+    output only). A queue's ``app_engine_routing_override`` replaces it for every task of the queue.
+    """
+
+    service: str = ""
+    version: str = ""
+    instance: str = ""
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> AppEngineRouting:
+        for part in ("service", "version", "instance"):
+            value = getattr(self, part)
+            if value and not rules._ROUTING_PART.fullmatch(value):
+                raise ValidationError(
+                    f"routing.{part}", value, "may contain only letters, digits and '-' (1-63 chars)"
+                )
+        return self
+
+    def fill(self, msg: Any) -> None:
+        """Fill an official ``AppEngineRouting`` protobuf."""
+        msg.service, msg.version, msg.instance = self.service, self.version, self.instance
+
+
+class AppEngineTask(KitModel):
+    """Everything a caller says about an App Engine task.
+
+    ``relative_uri`` is the path (and query) on the app, starting with ``/``. ``method`` is POST by
+    default; a body (``body``, ``text`` or ``json``, at most one) only with POST or PUT. ``deadline`` is
+    15 seconds to 24 hours 15 seconds (unset: the default of the service's scaling type). Schedule,
+    naming and retry work as for :class:`~cloudtasks_kit.TaskSpec`.
+
+    Example:
+        ``AppEngineTask(relative_uri="/work", routing=AppEngineRouting(service="worker"), json={"id": 1})``
+    """
+
+    relative_uri: str = "/"
+    routing: AppEngineRouting | None = None
+    method: HttpMethod = "POST"
+    headers: dict[str, str] = pydantic.Field(default_factory=dict)
+    body: bytes | None = None
+    text: str | None = None
+    json_: Any = pydantic.Field(default=None, alias="json")
+    delay: timedelta | None = None
+    at: datetime | None = None
+    deadline: timedelta | None = None
+    task_id: str | None = None
+    dedup_key: str | None = None
+    retry: RetryConfig | None = None
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _upper_method(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("method"), str):
+            data = {**data, "method": data["method"].upper()}
+        return data
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> AppEngineTask:
+        rules.check_relative_uri(self.relative_uri)
+        given = [name.rstrip("_") for name in ("body", "text", "json_") if name in self.model_fields_set]
+        if len(given) > 1:
+            raise ValidationError(
+                " and ".join(given), "both given", "are exclusive: give the body as bytes, text or json"
+            )
+        if given and self.method not in rules.APP_ENGINE_BODY_METHODS:
+            raise ValidationError(
+                "method", self.method, "cannot carry a body on an App Engine task; only POST and PUT can"
+            )
+        if self.headers:
+            rules.check_app_engine_headers(self.headers.items(), strict=True)
+        if self.delay is not None and self.at is not None:
+            raise ValidationError("delay and at", (self.delay, self.at), "are exclusive: give one schedule")
+        if self.delay is not None and self.delay < timedelta(0):
+            raise ValidationError("delay", self.delay, "must not be negative")
+        if self.at is not None:
+            rules.check_aware("at", self.at)
+        if self.deadline is not None:
+            rules.check_app_engine_dispatch_deadline(self.deadline.total_seconds(), field="deadline")
+        if self.task_id is not None:
+            rules.check_task_id(self.task_id)
+            if self.dedup_key is not None:
+                raise ValidationError(
+                    "task_id and dedup_key", (self.task_id, self.dedup_key), "are exclusive"
+                )
+        if self.dedup_key is not None:
+            if not self.dedup_key:
+                raise ValidationError("dedup_key", self.dedup_key, "must not be empty")
+            rules.check_text("dedup_key", self.dedup_key)
+        return self
+
+    @property
+    def resolved_task_id(self) -> str | None:
+        """The id the task will have: ``task_id``, the hash of ``dedup_key``, or None (service picks)."""
+        if self.task_id is not None:
+            return self.task_id
+        if self.dedup_key is not None:
+            return task_id_for_key(self.dedup_key)
+        return None
+
+
+def build_app_engine_task(
+    spec: AppEngineTask,
+    *,
+    queue_name: str,
+    now: float,
+    limits: rules.Limits = rules.DEFAULT_LIMITS,
+    into: Any = None,
+) -> Any:
+    """The official ``Task`` protobuf for ``spec`` in the queue ``queue_name``, checked by the rules."""
+    msg = _new_task() if into is None else into
+    task_id = spec.resolved_task_id
+    if task_id is not None:
+        msg.name = task_path(queue_name, task_id)
+    request = msg.app_engine_http_request
+    request.relative_uri = spec.relative_uri
+    request.http_method = rules.METHOD_VALUES[spec.method]
+    if spec.routing is not None:
+        spec.routing.fill(request.app_engine_routing)
+    json_value = spec.json_ if "json_" in spec.model_fields_set else NO_JSON
+    body, headers = encode_body(spec.headers, body=spec.body, text=spec.text, json=json_value)
+    request.headers.update(headers)
+    if body is not None:
+        request.body = body
+    if spec.at is not None:
+        set_seconds(msg.schedule_time, spec.at.timestamp())
+    elif spec.delay is not None:
+        set_seconds(msg.schedule_time, now + spec.delay.total_seconds())
+    if spec.deadline is not None:
+        set_timedelta(msg.dispatch_deadline, spec.deadline)
+    if spec.retry is not None:
+        msg.retry_config.CopyFrom(spec.retry.to_pb())
+    rules.check_app_engine_request(msg, now=now, limits=limits, strict=True)
+    return msg
+
+
+def _new_task() -> Any:
+    """An empty raw ``Task`` protobuf."""
+    return tasks_v2.Task.pb()()
