@@ -9,7 +9,6 @@ docs/app-engine.md.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any
 
 import pydantic
@@ -20,8 +19,7 @@ from ._convert import set_seconds, set_timedelta
 from ._model import KitModel
 from .errors import ValidationError
 from .names import task_path
-from .queues import RetryConfig
-from .tasks import NO_JSON, HttpMethod, encode_body, task_id_for_key
+from .tasks import TaskContent
 
 __all__ = ["AppEngineRouting", "AppEngineTask", "build_app_engine_task"]
 
@@ -52,7 +50,7 @@ class AppEngineRouting(KitModel):
         msg.service, msg.version, msg.instance = self.service, self.version, self.instance
 
 
-class AppEngineTask(KitModel):
+class AppEngineTask(TaskContent):
     """Everything a caller says about an App Engine task.
 
     ``relative_uri`` is the path (and query) on the app, starting with ``/``. ``method`` is POST by
@@ -66,29 +64,11 @@ class AppEngineTask(KitModel):
 
     relative_uri: str = "/"
     routing: AppEngineRouting | None = None
-    method: HttpMethod = "POST"
-    headers: dict[str, str] = pydantic.Field(default_factory=dict)
-    body: bytes | None = None
-    text: str | None = None
-    json_: Any = pydantic.Field(default=None, alias="json")
-    delay: timedelta | None = None
-    at: datetime | None = None
-    deadline: timedelta | None = None
-    task_id: str | None = None
-    dedup_key: str | None = None
-    retry: RetryConfig | None = None
-
-    @pydantic.model_validator(mode="before")
-    @classmethod
-    def _upper_method(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("method"), str):
-            data = {**data, "method": data["method"].upper()}
-        return data
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> AppEngineTask:
         rules.check_relative_uri(self.relative_uri)
-        given = [name.rstrip("_") for name in ("body", "text", "json_") if name in self.model_fields_set]
+        given = self._given_bodies()
         if len(given) > 1:
             raise ValidationError(
                 " and ".join(given), "both given", "are exclusive: give the body as bytes, text or json"
@@ -99,34 +79,10 @@ class AppEngineTask(KitModel):
             )
         if self.headers:
             rules.check_app_engine_headers(self.headers.items(), strict=True)
-        if self.delay is not None and self.at is not None:
-            raise ValidationError("delay and at", (self.delay, self.at), "are exclusive: give one schedule")
-        if self.delay is not None and self.delay < timedelta(0):
-            raise ValidationError("delay", self.delay, "must not be negative")
-        if self.at is not None:
-            rules.check_aware("at", self.at)
+        self._check_schedule_and_name()
         if self.deadline is not None:
             rules.check_app_engine_dispatch_deadline(self.deadline.total_seconds(), field="deadline")
-        if self.task_id is not None:
-            rules.check_task_id(self.task_id)
-            if self.dedup_key is not None:
-                raise ValidationError(
-                    "task_id and dedup_key", (self.task_id, self.dedup_key), "are exclusive"
-                )
-        if self.dedup_key is not None:
-            if not self.dedup_key:
-                raise ValidationError("dedup_key", self.dedup_key, "must not be empty")
-            rules.check_text("dedup_key", self.dedup_key)
         return self
-
-    @property
-    def resolved_task_id(self) -> str | None:
-        """The id the task will have: ``task_id``, the hash of ``dedup_key``, or None (service picks)."""
-        if self.task_id is not None:
-            return self.task_id
-        if self.dedup_key is not None:
-            return task_id_for_key(self.dedup_key)
-        return None
 
 
 def build_app_engine_task(
@@ -147,8 +103,7 @@ def build_app_engine_task(
     request.http_method = rules.METHOD_VALUES[spec.method]
     if spec.routing is not None:
         spec.routing.fill(request.app_engine_routing)
-    json_value = spec.json_ if "json_" in spec.model_fields_set else NO_JSON
-    body, headers = encode_body(spec.headers, body=spec.body, text=spec.text, json=json_value)
+    body, headers = spec.encoded()
     request.headers.update(headers)
     if body is not None:
         request.body = body

@@ -35,6 +35,7 @@ __all__ = [
     "CreateOutcome",
     "HttpMethod",
     "Task",
+    "TaskContent",
     "TaskOptions",
     "TaskSpec",
     "build_task",
@@ -68,27 +69,17 @@ class TaskOptions(TypedDict, total=False):
     retry: RetryConfig
 
 
-class TaskSpec(KitModel):
-    """Everything a caller says about an HTTP task.
+class TaskContent(KitModel):
+    """What every task spec has, whatever its target: method, headers, body, schedule, naming, retries.
 
-    Give at most one of ``body`` (bytes), ``text`` (sent as UTF-8, ``text/plain`` unless a Content-Type is
-    given) and ``json`` (any JSON value, ``application/json`` unless given). Schedule with ``delay`` or a
-    timezone-aware ``at``, not both. Name the task with ``task_id``, or give a ``dedup_key`` that becomes
-    a stable hashed id (:func:`task_id_for_key`), so creating it twice fails with ``AlreadyExists``.
-
-    Example:
-        ``TaskSpec(url="https://worker.example.com/send", json={"to": "a@b.c"}, delay=timedelta(minutes=5),
-        dedup_key="welcome-42")``
+    :class:`TaskSpec` (HTTP targets) and :class:`~cloudtasks_kit.AppEngineTask` add where it goes.
     """
 
-    url: str
     method: HttpMethod = "POST"
     headers: dict[str, str] = pydantic.Field(default_factory=dict)
     body: bytes | None = None
     text: str | None = None
     json_: Any = pydantic.Field(default=None, alias="json")
-    oidc: OidcToken | None = None
-    oauth: OAuthToken | None = None
     delay: timedelta | None = None
     at: datetime | None = None
     deadline: timedelta | None = None
@@ -103,13 +94,11 @@ class TaskSpec(KitModel):
             data = {**data, "method": data["method"].upper()}
         return data
 
-    @pydantic.model_validator(mode="after")
-    def _check(self) -> TaskSpec:
-        rules.check_url(self.url)
-        _one_body([name.rstrip("_") for name in ("body", "text", "json_") if name in self.model_fields_set])
-        if self.headers:
-            rules.check_headers(self.headers.items(), strict=True)
-        check_one_token(self.oidc, self.oauth)
+    def _given_bodies(self) -> list[str]:
+        return [name.rstrip("_") for name in ("body", "text", "json_") if name in self.model_fields_set]
+
+    def _check_schedule_and_name(self) -> None:
+        """``delay`` xor ``at`` (timezone-aware), ``task_id`` xor ``dedup_key``, both well formed."""
         if self.delay is not None:
             if self.at is not None:
                 raise ValidationError(
@@ -129,11 +118,6 @@ class TaskSpec(KitModel):
             if not self.dedup_key:
                 raise ValidationError("dedup_key", self.dedup_key, "must not be empty")
             rules.check_text("dedup_key", self.dedup_key)
-        for kind, token in (("oidc", self.oidc), ("oauth", self.oauth)):
-            for name, value in token or ():
-                if isinstance(value, str):
-                    rules.check_text(f"{kind}.{name}", value)
-        return self
 
     @property
     def resolved_task_id(self) -> str | None:
@@ -149,10 +133,42 @@ class TaskSpec(KitModel):
         json_value = self.json_ if "json_" in self.model_fields_set else NO_JSON
         return encode_body(self.headers, body=self.body, text=self.text, json=json_value)
 
+
+class TaskSpec(TaskContent):
+    """Everything a caller says about an HTTP task.
+
+    Give at most one of ``body`` (bytes), ``text`` (sent as UTF-8, ``text/plain`` unless a Content-Type is
+    given) and ``json`` (any JSON value, ``application/json`` unless given). Schedule with ``delay`` or a
+    timezone-aware ``at``, not both. Name the task with ``task_id``, or give a ``dedup_key`` that becomes
+    a stable hashed id (:func:`task_id_for_key`), so creating it twice fails with ``AlreadyExists``.
+
+    Example:
+        ``TaskSpec(url="https://worker.example.com/send", json={"to": "a@b.c"}, delay=timedelta(minutes=5),
+        dedup_key="welcome-42")``
+    """
+
+    url: str
+    oidc: OidcToken | None = None
+    oauth: OAuthToken | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> TaskSpec:
+        rules.check_url(self.url)
+        _one_body(self._given_bodies())
+        if self.headers:
+            rules.check_headers(self.headers.items(), strict=True)
+        check_one_token(self.oidc, self.oauth)
+        self._check_schedule_and_name()
+        for kind, token in (("oidc", self.oidc), ("oauth", self.oauth)):
+            for name, value in token or ():
+                if isinstance(value, str):
+                    rules.check_text(f"{kind}.{name}", value)
+        return self
+
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # Specs end up in logs and tracebacks: header values such as API keys must not, nor a megabyte of
-        # body. Fields left at their default are left out.
-        for name, value in super().__repr_args__():
+        # body. Fields left at their default are left out; the URL, which says what the task is, first.
+        for name, value in sorted(super().__repr_args__(), key=lambda arg: arg[0] != "url"):
             if name not in self.model_fields_set and name != "url":
                 continue
             if name == "url":
