@@ -15,10 +15,8 @@ import pydantic
 from google.cloud import tasks_v2
 
 from . import rules
-from ._convert import set_seconds, set_timedelta
 from ._model import KitModel
 from .errors import ValidationError
-from .names import task_path
 from .tasks import TaskContent
 
 __all__ = ["AppEngineRouting", "AppEngineTask", "build_app_engine_task"]
@@ -95,26 +93,11 @@ def build_app_engine_task(
 ) -> Any:
     """The official ``Task`` protobuf for ``spec`` in the queue ``queue_name``, checked by the rules."""
     msg = _new_task() if into is None else into
-    task_id = spec.resolved_task_id
-    if task_id is not None:
-        msg.name = task_path(queue_name, task_id)
     request = msg.app_engine_http_request
     request.relative_uri = spec.relative_uri
-    request.http_method = rules.METHOD_VALUES[spec.method]
     if spec.routing is not None:
         spec.routing.fill(request.app_engine_routing)
-    body, headers = spec.encoded()
-    request.headers.update(headers)
-    if body is not None:
-        request.body = body
-    if spec.at is not None:
-        set_seconds(msg.schedule_time, spec.at.timestamp())
-    elif spec.delay is not None:
-        set_seconds(msg.schedule_time, now + spec.delay.total_seconds())
-    if spec.deadline is not None:
-        set_timedelta(msg.dispatch_deadline, spec.deadline)
-    if spec.retry is not None:
-        msg.retry_config.CopyFrom(spec.retry.to_pb())
+    spec._fill(msg, request, queue_name=queue_name, now=now)
     rules.check_app_engine_request(msg, now=now, limits=limits, strict=True)
     return msg
 

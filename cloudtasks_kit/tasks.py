@@ -133,6 +133,25 @@ class TaskContent(KitModel):
         json_value = self.json_ if "json_" in self.model_fields_set else NO_JSON
         return encode_body(self.headers, body=self.body, text=self.text, json=json_value)
 
+    def _fill(self, msg: Any, request: Any, *, queue_name: str, now: float) -> None:
+        """Fill what every target shares into a raw ``Task`` (``msg``) and its target request."""
+        task_id = self.resolved_task_id
+        if task_id is not None:
+            msg.name = task_path(queue_name, task_id)
+        request.http_method = rules.METHOD_VALUES[self.method]
+        body, headers = self.encoded()
+        request.headers.update(headers)
+        if body is not None:
+            request.body = body
+        if self.at is not None:
+            set_seconds(msg.schedule_time, self.at.timestamp())
+        elif self.delay is not None:
+            set_seconds(msg.schedule_time, now + self.delay.total_seconds())
+        if self.deadline is not None:
+            set_timedelta(msg.dispatch_deadline, self.deadline)
+        if self.retry is not None:
+            msg.retry_config.CopyFrom(self.retry.to_pb())
+
 
 class TaskSpec(TaskContent):
     """Everything a caller says about an HTTP task.
@@ -250,28 +269,13 @@ def build_task(
     ``Task`` protobuf to fill (a request's ``task`` field) instead of a new one.
     """
     msg = _PB_TASK() if into is None else into
-    task_id = spec.resolved_task_id
-    if task_id is not None:
-        msg.name = task_path(queue_name, task_id)
     request = msg.http_request
     request.url = spec.url
-    request.http_method = rules.METHOD_VALUES[spec.method]
-    body, headers = spec.encoded()
-    request.headers.update(headers)
-    if body is not None:
-        request.body = body
+    spec._fill(msg, request, queue_name=queue_name, now=now)
     if spec.oidc is not None:
         spec.oidc.fill(request.oidc_token)
     elif spec.oauth is not None:
         spec.oauth.fill(request.oauth_token)
-    if spec.at is not None:
-        set_seconds(msg.schedule_time, spec.at.timestamp())
-    elif spec.delay is not None:
-        set_seconds(msg.schedule_time, now + spec.delay.total_seconds())
-    if spec.deadline is not None:
-        set_timedelta(msg.dispatch_deadline, spec.deadline)
-    if spec.retry is not None:
-        msg.retry_config.CopyFrom(spec.retry.to_pb())
     rules.check_built_task(msg, now=now, limits=limits)  # the spec checked its URL and headers
     return msg
 
