@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import ipaddress
 import logging
 import math
 import os
@@ -39,6 +38,7 @@ from typing import Any, TypeGuard
 
 from . import _json
 from ._emulator_env import EMULATOR_HOST_ENV, EMULATOR_REST_HOST_ENV, TRUST_EMULATOR_ENV, rest_url
+from ._hosts import is_loopback_host
 from ._redact import redact_url, shorten
 from .certs import DEFAULT_FAILURE_TTL, DEFAULT_TIMEOUT, CertificateSource, SourceUnavailable
 from .errors import CloudTasksError, UsageError
@@ -411,13 +411,7 @@ def _is_loopback(url: str) -> bool:
         return False
     if parts.scheme not in ("http", "https"):
         return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_unspecified  # 0.0.0.0: an emulator bound to every interface
+    return is_loopback_host(host, unspecified=True)  # 0.0.0.0: an emulator bound to every interface
 
 
 def _is_time(value: object) -> TypeGuard[float]:

@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+from .._hosts import is_loopback_host
 from ..drivers.realtime import DeliveryRefused
 
 __all__ = ["Route", "RouteError", "Router", "check_allowed_host", "parse_routes"]
@@ -194,19 +195,6 @@ def check_allowed_host(host: str, *, field: str = "--allow-host") -> str:
     return text
 
 
-def _is_loopback(host: str) -> bool:
-    # "localhost" and its subdomains are loopback by definition (RFC 6761), without asking DNS.
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
-
-
 class Router:
     """Decides where each attempt goes: a route's target, the URL itself if its host is allowed, or nowhere.
 
@@ -247,7 +235,7 @@ class Router:
         host = host.lower()
         return (
             self.allow_any_host
-            or _is_loopback(host)
+            or is_loopback_host(host)
             or host in self._exact
             or (bool(self._suffixes) and host.endswith(self._suffixes))
         )
