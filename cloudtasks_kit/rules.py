@@ -336,6 +336,13 @@ def check_headers(
     """
     total = 0
     for name, value in headers:
+        total += len(name) + len(value)
+        if (
+            _TOKEN_RE.fullmatch(name)
+            and _SAFE_VALUE.fullmatch(value)
+            and not (strict and reserved_header(name))
+        ):
+            continue  # the usual header, in two matches; the checks below say what is wrong otherwise
         if not _TOKEN_RE.fullmatch(name):
             raise ValidationError(field, name, "is not a valid HTTP header name")
         # The value of an Authorization, Cookie or API-key header is a credential: errors never show it.
@@ -350,7 +357,6 @@ def check_headers(
                 "is set by Cloud Tasks itself (Host, Content-Length, User-Agent, X-CloudTasks-*, "
                 "X-Google-*, X-AppEngine-*), so a value given here would be dropped",
             )
-        total += len(name) + len(value)
     _check_header_total(total, limits)
 
 
@@ -363,6 +369,9 @@ def _check_header_total(total: int, limits: Limits) -> None:
 
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _LINE_BREAK = re.compile(r"[\r\n]")
+# A value with no line break and no lone surrogate (UTF-8 encodable): every character but CR, LF and
+# U+D800..U+DFFF.
+_SAFE_VALUE = re.compile("[^\r\n\ud800-\udfff]*")
 
 
 def check_dispatch_deadline(
@@ -398,19 +407,24 @@ def check_task_message(
     if request.url or not queue_routes:
         check_url(request.url)
     check_headers(request.headers.items(), strict=False, limits=limits)
-    check_built_task(task, now=now, limits=limits)
+    _check_method_and_rest(task, now=now, limits=limits)
 
 
 def check_built_task(task: Any, *, now: float, limits: Limits = DEFAULT_LIMITS) -> None:
     """What :func:`check_task_message` checks beyond a ``TaskSpec``'s own validation (URL, header names
     and values): method and body, the headers' total against ``limits``, schedule window, deadline,
     retry config and size. The builders run this alone."""
+    headers = task.http_request.headers
+    _check_header_total(sum(len(name) + len(value) for name, value in headers.items()), limits)
+    _check_method_and_rest(task, now=now, limits=limits)
+
+
+def _check_method_and_rest(task: Any, *, now: float, limits: Limits) -> None:
     request = task.http_request
-    _check_header_total(sum(len(name) + len(value) for name, value in request.headers.items()), limits)
     method = METHOD_NAMES.get(request.http_method)
     if method is None:
         raise ValidationError("method", request.http_method, "is not a known HTTP method")
-    if request.body and method not in BODY_METHODS:
+    if method not in BODY_METHODS and request.body:  # reading the body copies it: only when it matters
         raise ValidationError(
             "method",
             method,

@@ -97,6 +97,11 @@ class TaskContent(KitModel):
     def _given_bodies(self) -> list[str]:
         return [name.rstrip("_") for name in ("body", "text", "json_") if name in self.model_fields_set]
 
+    def _check_one_body(self) -> None:
+        given = self.model_fields_set
+        if ("body" in given) + ("text" in given) + ("json_" in given) > 1:  # the usual case: one or none
+            _one_body(self._given_bodies())
+
     def _check_schedule_and_name(self) -> None:
         """``delay`` xor ``at`` (timezone-aware), ``task_id`` xor ``dedup_key``, both well formed."""
         if self.delay is not None:
@@ -173,15 +178,16 @@ class TaskSpec(TaskContent):
     @pydantic.model_validator(mode="after")
     def _check(self) -> TaskSpec:
         rules.check_url(self.url)
-        _one_body(self._given_bodies())
+        self._check_one_body()
         if self.headers:
             rules.check_headers(self.headers.items(), strict=True)
-        check_one_token(self.oidc, self.oauth)
         self._check_schedule_and_name()
-        for kind, token in (("oidc", self.oidc), ("oauth", self.oauth)):
-            for name, value in token or ():
-                if isinstance(value, str):
-                    rules.check_text(f"{kind}.{name}", value)
+        if self.oidc is not None or self.oauth is not None:
+            check_one_token(self.oidc, self.oauth)
+            for kind, token in (("oidc", self.oidc), ("oauth", self.oauth)):
+                for name, value in token or ():
+                    if isinstance(value, str):
+                        rules.check_text(f"{kind}.{name}", value)
         return self
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -228,8 +234,9 @@ def encode_body(
     At most one of ``body``, ``text`` (UTF-8, ``text/plain``) and ``json`` (``application/json``); the
     implied Content-Type is added unless ``headers`` has one.
     """
-    given = [name for name, value in (("body", body), ("text", text)) if value is not None]
-    _one_body([*given, "json"] if json is not NO_JSON else given)
+    if (body is not None) + (text is not None) + (json is not NO_JSON) > 1:
+        given = [name for name, value in (("body", body), ("text", text)) if value is not None]
+        _one_body([*given, "json"] if json is not NO_JSON else given)
     out = dict(headers)
     if body is not None:
         return body, out
@@ -242,7 +249,7 @@ def encode_body(
             raise ValidationError("json", json, f"is not JSON-serialisable ({exc})") from None
     else:
         return None, out
-    if not any(key.lower() == "content-type" for key in out):
+    if not out or not any(key.lower() == "content-type" for key in out):
         out["Content-Type"] = content_type
     return data, out
 

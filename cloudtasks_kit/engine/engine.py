@@ -381,17 +381,20 @@ class Engine:
         stored.create_time.seconds, stored.create_time.nanos = math.floor(now), 0
         # "If schedule_time is not set or is in the past then Cloud Tasks will set it to the current time"
         # (CreateTaskRequest.task): the stored time, the answer and X-CloudTasks-TaskETA all say now.
-        if not stored.HasField("schedule_time") or to_seconds(stored.schedule_time) < now:
+        eta = to_seconds(stored.schedule_time) if stored.HasField("schedule_time") else now
+        eta = max(eta, now)
+        if eta == now:
             set_seconds(stored.schedule_time, now)
         seq = next(self.state.counter)
-        record = TaskRecord(stored, queue, task_id, seq)
+        record = TaskRecord(stored, queue, task_id, seq, eta)
         queue.add(record)
         self.state.journal.task_created(record)
         return record
 
     def _new_task_id(self, queue: QueueRecord) -> str:
         while True:
-            candidate = str(self._rng.randrange(10**18, 10**19))
+            # 19 digits, as the service's ids; getrandbits is a C call where randrange is Python code.
+            candidate = str(_ID_FLOOR + self._rng.getrandbits(63) % _ID_SPAN)
             if candidate not in queue.tasks:
                 return candidate
 
@@ -542,6 +545,9 @@ def _normalise_app_engine(task: Any, queue: Any) -> None:
     for name in [name for name in headers if rules.app_engine_reserved_header(name)]:
         del headers[name]
     task.app_engine_http_request.app_engine_routing.host = attempts.app_engine_host(task, queue)
+
+
+_ID_FLOOR, _ID_SPAN = 10**18, 9 * 10**18
 
 
 def _copy(message: Any) -> Any:

@@ -50,13 +50,13 @@ class TaskRecord:
         "version",
     )
 
-    def __init__(self, pb: Any, queue: QueueRecord, task_id: str, seq: int) -> None:
+    def __init__(self, pb: Any, queue: QueueRecord, task_id: str, seq: int, eta: float | None = None) -> None:
         self.pb = pb
         self.queue = queue
         self.id = task_id
         self.seq = seq
         self.version = seq
-        self.eta = to_seconds(pb.schedule_time)
+        self.eta = to_seconds(pb.schedule_time) if eta is None else eta
         self.alive = True
         self.in_flight = False
         self.forced = False
