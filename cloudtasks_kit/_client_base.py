@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from . import _lazy, errors, rules, tracing
 from . import _operations as ops
-from . import errors, rules, tracing
 from ._emulator_env import (
     EMULATOR_HOST_ENV,
     EMULATOR_LOCATION,
@@ -20,14 +20,20 @@ from ._emulator_env import (
     emulator_addresses,
 )
 from ._runner import Op, Plan
-from .appengine import AppEngineTask
-from .bulk import Bulk, Progress
 from .errors import UsageError
 from .names import QueueName, location_path
-from .queues import Queue
 from .retry import RetryPolicy
-from .tasks import Task, TaskSpec
 from .transports.base import AsyncTransport, Transport
+
+if TYPE_CHECKING:
+    from . import bulk, queues
+    from .appengine import AppEngineTask
+    from .bulk import Bulk, Progress
+    from .queues import Queue
+    from .tasks import Task, TaskSpec
+else:  # the models load on first use: see _lazy
+    bulk = _lazy.module("cloudtasks_kit.bulk")
+    queues = _lazy.module("cloudtasks_kit.queues")
 
 TransportT = TypeVar("TransportT", bound="Transport | AsyncTransport")
 ClientT = TypeVar("ClientT", bound="ClientBase[Any]")
@@ -209,7 +215,7 @@ class QueueBase(Generic[ClientT]):
             return f"{type(self).__name__}({self.id!r}, project unresolved)"
 
     def _seen(self, result: T) -> T:
-        if isinstance(result, Queue):
+        if isinstance(result, queues.Queue):
             self.known = result
         return result
 
@@ -235,7 +241,7 @@ class QueueBase(Generic[ClientT]):
         on_progress: Progress | None,
     ) -> Bulk:
         client = self.client
-        return Bulk(
+        return bulk.Bulk(
             self.name,
             specs,
             now=client.transport.now(),

@@ -13,7 +13,10 @@ import operator
 import re
 from typing import Any
 
-__all__ = ["JSONError", "depth", "loads"]
+__all__ = ["NO_JSON", "JSONError", "depth", "loads"]
+
+NO_JSON: Any = object()
+"""Marks "no json= given" where ``json=None`` means a JSON null body."""
 
 # A JSON string, escapes included: brackets inside strings do not nest anything.
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)

@@ -12,19 +12,26 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from google.cloud import tasks_v2
 
-from . import errors, rules, tracing
+from . import _lazy, errors, rules, tracing
 from ._runner import Op, Plan, call
-from .appengine import AppEngineRouting, AppEngineTask, build_app_engine_task
 from .names import parse_task_name, short_id, task_path
-from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig, build_queue_pb
-from .retry import RetryPolicy
-from .tasks import CreateOutcome, Task, TaskSpec, build_task, encode_body
 from .transports import calls
 from .transports.calls import BufferTaskRequest
+
+if TYPE_CHECKING:
+    from . import appengine, queues, tasks
+    from .appengine import AppEngineRouting, AppEngineTask
+    from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
+    from .retry import RetryPolicy
+    from .tasks import Task, TaskSpec
+else:  # the pydantic models load on first use (see _lazy)
+    appengine = _lazy.module("cloudtasks_kit.appengine")
+    queues = _lazy.module("cloudtasks_kit.queues")
+    tasks = _lazy.module("cloudtasks_kit.tasks")
 
 View = Literal["BASIC", "FULL"]
 
@@ -42,7 +49,7 @@ def view_number(view: View) -> int:
 
 def task_name(queue_name: str, task: str | Task) -> str:
     """A task's full name from its short id, its full name (in this queue) or a :class:`Task`."""
-    if isinstance(task, Task):
+    if isinstance(task, tasks.Task):
         task = task.name
     if "/" in task:
         parsed = parse_task_name(task)
@@ -57,11 +64,11 @@ def task_name(queue_name: str, task: str | Task) -> str:
 
 def as_spec(url: str | TaskSpec | AppEngineTask, options: Mapping[str, Any]) -> TaskSpec | AppEngineTask:
     """``create_task``'s arguments as a spec: a URL and keywords, or a ready spec alone."""
-    if isinstance(url, (TaskSpec, AppEngineTask)):
+    if isinstance(url, (tasks.TaskSpec, appengine.AppEngineTask)):
         if options:
             raise errors.UsageError(f"create_task(spec) takes no keywords (got {', '.join(sorted(options))})")
         return url
-    return TaskSpec(url=url, **options)
+    return tasks.TaskSpec(url=url, **options)
 
 
 def create_request(
@@ -69,10 +76,12 @@ def create_request(
 ) -> Any:
     """The raw ``CreateTaskRequest`` for a spec, checked by the rules (no I/O)."""
     request = _PB_CREATE_TASK(parent=queue_name)
-    if isinstance(spec, AppEngineTask):
-        build_app_engine_task(spec, queue_name=queue_name, now=now, limits=limits, into=request.task)
+    if isinstance(spec, appengine.AppEngineTask):
+        appengine.build_app_engine_task(
+            spec, queue_name=queue_name, now=now, limits=limits, into=request.task
+        )
         return request
-    build_task(spec, queue_name=queue_name, now=now, limits=limits, into=request.task)
+    tasks.build_task(spec, queue_name=queue_name, now=now, limits=limits, into=request.task)
     return request
 
 
@@ -88,7 +97,7 @@ def create_attempt(request: Any, retried: bool, started: float, limits: rules.Li
         if not retried:
             raise
         return (yield from found_taken(request.task.name, started, limits, exc))
-    return Task.from_message(response, CreateOutcome.CREATED)
+    return tasks.Task.from_message(response, tasks.CreateOutcome.CREATED)
 
 
 def found_taken(name: str, started: float, limits: rules.Limits, taken: errors.AlreadyExists) -> Op[Task]:
@@ -108,13 +117,13 @@ def found_taken(name: str, started: float, limits: rules.Limits, taken: errors.A
     except errors.CloudTasksError:
         # PERMISSION_DENIED (roles/cloudtasks.enqueuer has no tasks.get), NOT_FOUND (it ran, or was
         # deleted), or the read failed: what is known is that a task of this name exists or existed.
-        return Task(_PB_TASK(name=name), CreateOutcome.UNCONFIRMED)
+        return tasks.Task(_PB_TASK(name=name), tasks.CreateOutcome.UNCONFIRMED)
     pb = tasks_v2.Task.pb(response) if isinstance(response, tasks_v2.Task) else response
     created = int(pb.create_time.seconds)
     if not created:  # a service that leaves create_time out: nothing to compare with
-        return Task.from_message(response, CreateOutcome.UNCONFIRMED)
+        return tasks.Task.from_message(response, tasks.CreateOutcome.UNCONFIRMED)
     if created >= math.floor(started - limits.clock_skew.total_seconds()):
-        return Task.from_message(response, CreateOutcome.LANDED)
+        return tasks.Task.from_message(response, tasks.CreateOutcome.LANDED)
     error = errors.AlreadyExists(
         f"{taken.message} (task {short_id(name)} was created at {_utc(created)}, before this create "
         f"started at {_utc(started)}: its id was used before, and a retry does not make it this call's)"
@@ -151,14 +160,14 @@ def get_task(name: str, view: View) -> Op[Task]:
     response = yield from call(
         calls.GET_TASK, tasks_v2.GetTaskRequest(name=name, response_view=view_number(view))
     )
-    return Task.from_message(response)
+    return tasks.Task.from_message(response)
 
 
 def run_task(name: str, view: View) -> Op[Task]:
     response = yield from call(
         calls.RUN_TASK, tasks_v2.RunTaskRequest(name=name, response_view=view_number(view))
     )
-    return Task.from_message(response)
+    return tasks.Task.from_message(response)
 
 
 def delete_task(name: str) -> Op[None]:
@@ -176,7 +185,7 @@ def list_tasks_page(
         parent=queue_name, response_view=view_number(view), page_size=page_size or 0, page_token=token
     )
     response = yield from call(calls.LIST_TASKS, request)
-    return [Task.from_message(t) for t in response.tasks], str(response.next_page_token)
+    return [tasks.Task.from_message(t) for t in response.tasks], str(response.next_page_token)
 
 
 def buffer_task(
@@ -212,10 +221,10 @@ def buffer_task(
             "has no queue-level routing, which BufferTask needs: "
             "queue.ensure(http_target=QueueHttpTarget(uri_override=UriOverride(host=...)))",
         )
-    data, sent_headers = encode_body(headers or {}, body=body, text=text, json=json)
+    data, sent_headers = tasks.encode_body(headers or {}, body=body, text=text, json=json)
     request = BufferTaskRequest(queue_name, task_id, method, sent_headers, data or b"")
     response = yield from call(calls.BUFFER_TASK, request)
-    return Task.from_message(response)
+    return tasks.Task.from_message(response)
 
 
 # Queues.
@@ -223,19 +232,21 @@ def buffer_task(
 
 def get_queue(name: str) -> Op[Queue]:
     response = yield from call(calls.GET_QUEUE, tasks_v2.GetQueueRequest(name=name))
-    return Queue.from_message(response)
+    return queues.Queue.from_message(response)
 
 
-QueueConfig = tuple[RateLimits | None, RetryConfig | None, QueueHttpTarget | None, AppEngineRouting | None]
+QueueConfig: TypeAlias = (
+    "tuple[RateLimits | None, RetryConfig | None, QueueHttpTarget | None, AppEngineRouting | None]"
+)
 
 
 def create_queue(name: str, parent: str, config: QueueConfig) -> Op[Queue]:
-    queue, _ = build_queue_pb(name, *config)
+    queue, _ = queues.build_queue_pb(name, *config)
     return (yield from _create_queue(parent, queue))
 
 
 def update_queue(name: str, config: QueueConfig) -> Op[Queue]:
-    queue, paths = build_queue_pb(name, *config)
+    queue, paths = queues.build_queue_pb(name, *config)
     if not paths:
         raise errors.UsageError(
             "update needs at least one of rate_limits, retry, http_target and app_engine_routing"
@@ -245,7 +256,7 @@ def update_queue(name: str, config: QueueConfig) -> Op[Queue]:
 
 def ensure_queue(name: str, parent: str, config: QueueConfig) -> Op[Queue]:
     """Create the queue, or bring an existing one to the given config; an unchanged queue is not written."""
-    wanted, paths = build_queue_pb(name, *config)
+    wanted, paths = queues.build_queue_pb(name, *config)
     try:
         current = yield from get_queue(name)
     except errors.NotFound:
@@ -261,13 +272,13 @@ def ensure_queue(name: str, parent: str, config: QueueConfig) -> Op[Queue]:
 def _create_queue(parent: str, queue: Any) -> Op[Queue]:
     request = tasks_v2.CreateQueueRequest(parent=parent, queue=tasks_v2.Queue.wrap(queue))
     response = yield from call(calls.CREATE_QUEUE, request)
-    return Queue.from_message(response)
+    return queues.Queue.from_message(response)
 
 
 def _update_queue(queue: Any, paths: list[str]) -> Op[Queue]:
     request = tasks_v2.UpdateQueueRequest(queue=tasks_v2.Queue.wrap(queue), update_mask={"paths": paths})
     response = yield from call(calls.UPDATE_QUEUE, request)
-    return Queue.from_message(response)
+    return queues.Queue.from_message(response)
 
 
 def _matches(current: Queue, wanted: Any, paths: list[str]) -> bool:
@@ -284,17 +295,17 @@ def _matches(current: Queue, wanted: Any, paths: list[str]) -> bool:
 
 def pause_queue(name: str) -> Op[Queue]:
     response = yield from call(calls.PAUSE_QUEUE, tasks_v2.PauseQueueRequest(name=name))
-    return Queue.from_message(response)
+    return queues.Queue.from_message(response)
 
 
 def resume_queue(name: str) -> Op[Queue]:
     response = yield from call(calls.RESUME_QUEUE, tasks_v2.ResumeQueueRequest(name=name))
-    return Queue.from_message(response)
+    return queues.Queue.from_message(response)
 
 
 def purge_queue(name: str) -> Op[Queue]:
     response = yield from call(calls.PURGE_QUEUE, tasks_v2.PurgeQueueRequest(name=name))
-    return Queue.from_message(response)
+    return queues.Queue.from_message(response)
 
 
 def delete_queue(name: str) -> Op[None]:
@@ -308,4 +319,4 @@ def list_queues_page(parent: str, page_size: int | None, token: str) -> Op[tuple
         )
     request = tasks_v2.ListQueuesRequest(parent=parent, page_size=page_size or 0, page_token=token)
     response = yield from call(calls.LIST_QUEUES, request)
-    return [Queue.from_message(q) for q in response.queues], str(response.next_page_token)
+    return [queues.Queue.from_message(q) for q in response.queues], str(response.next_page_token)

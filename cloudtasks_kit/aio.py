@@ -10,22 +10,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, overload
-
-from typing_extensions import Unpack
+from typing import TYPE_CHECKING, Any, overload
 
 from . import _operations as ops
 from . import rules
 from ._client_base import ClientBase, QueueBase
+from ._json import NO_JSON
 from ._operations import View
 from ._runner import Op, T, arun, arun_plan
-from .appengine import AppEngineRouting, AppEngineTask
-from .bulk import Chunk, CreateResult, Progress
 from .errors import UsageError
-from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
 from .retry import DEFAULT_RETRY_POLICY, RetryPolicy
-from .tasks import NO_JSON, Task, TaskOptions, TaskSpec
 from .transports.base import AsyncTransport, Transport
+
+if TYPE_CHECKING:  # the models load on first use: see _lazy
+    from typing_extensions import Unpack
+
+    from .appengine import AppEngineRouting, AppEngineTask
+    from .bulk import Chunk, CreateResult, Progress
+    from .queues import Queue, QueueHttpTarget, RateLimits, RetryConfig
+    from .tasks import Task, TaskOptions, TaskSpec
 
 __all__ = ["AsyncCloudTasks", "AsyncQueueHandle"]
 

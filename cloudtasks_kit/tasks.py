@@ -23,6 +23,7 @@ from typing_extensions import TypedDict
 
 from . import rules
 from ._convert import set_seconds, set_timedelta, to_datetime, to_timedelta
+from ._json import NO_JSON
 from ._model import KitModel
 from ._redact import redact_headers, redact_url, shorten
 from .auth import OAuthToken, OidcToken, check_one_token
@@ -220,10 +221,6 @@ def _one_body(given: list[str]) -> None:
         raise ValidationError(
             " and ".join(given), "both given", "are exclusive: give the body as bytes, text or json"
         )
-
-
-NO_JSON: Any = object()
-"""Marks "no json= given" (``json=None`` is a JSON null body)."""
 
 
 def encode_body(

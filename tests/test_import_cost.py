@@ -56,3 +56,44 @@ def test_a_failed_first_attempt_still_retries_with_exact_counts() -> None:
         queue.create_task("https://w.test/", task_id="never")
     assert fake.faults.injected["create_task"] == 3  # three attempts in all, as the policy says
     assert len(waits) == 2
+
+
+def test_loading_the_client_leaves_pydantic_for_the_first_create() -> None:
+    # A Cloud Run or Cloud Functions worker pays the import on every cold start (issue 15: at most 1.10x
+    # `from google.cloud import tasks_v2`); the task and queue models load on first use.
+    code = (
+        "import sys; from cloudtasks_kit import CloudTasks, AsyncCloudTasks; "
+        "print('pydantic' in sys.modules); "
+        "from cloudtasks_kit.transports.fake import FakeTransport; "
+        "q = CloudTasks('p', 'l', transport=FakeTransport()).queue('q'); q.create(); "
+        "print(q.create_task('https://w.test/', json={'a': 1}).name.startswith(q.name)); "
+        "print('pydantic' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "True", "True"], result.stdout + result.stderr
+
+
+def test_a_deferred_module_loads_once_when_threads_touch_it_together() -> None:
+    # Two threads reaching a deferred module at the same moment both get it whole, run once.
+    code = """
+import sys, threading
+from cloudtasks_kit import _lazy
+import cloudtasks_kit.client
+deferred = sys.modules["cloudtasks_kit.tasks"]
+assert type(deferred) is _lazy._Deferred, type(deferred)
+start = threading.Barrier(8)
+seen = []
+def touch():
+    start.wait()
+    seen.append(deferred.TaskSpec)
+threads = [threading.Thread(target=touch) for _ in range(8)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+import cloudtasks_kit.tasks as loaded
+assert loaded is deferred and len(seen) == 8 and all(s is loaded.TaskSpec for s in seen), seen
+from cloudtasks_kit import TaskSpec
+assert TaskSpec is loaded.TaskSpec
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stdout + result.stderr
