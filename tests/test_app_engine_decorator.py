@@ -19,16 +19,9 @@ import cloudtasks_kit as kit
 from cloudtasks_kit.transports.fake import FakeTransport
 
 from .conftest import EmulatorHarness, FakeHarness, Harness
-from .handler_support import ACCOUNT, CountingStream, call_wsgi
+from .handler_support import ACCOUNT, AE_HEADERS, CountingStream, call_wsgi
 
 ROUTING = kit.AppEngineRouting(service="worker", version="v2")
-AE_HEADERS = {
-    "X-AppEngine-QueueName": "default",
-    "X-AppEngine-TaskName": "t-1",
-    "X-AppEngine-TaskRetryCount": "0",
-    "X-AppEngine-TaskExecutionCount": "0",
-    "X-AppEngine-TaskETA": "1700000000.5",
-}
 
 
 def ae_app(client: Any = None, **options: Any) -> tuple[kit.TaskApp[kit.AppEngineTask], list[Any]]:
@@ -152,18 +145,17 @@ def test_the_handler_admits_only_app_engine_deliveries() -> None:
     assert not seen
     assert post(AE_HEADERS) == 200
     ((image, size, context),) = seen
-    assert (image, size, context.queue, context.task_id) == (7, "small", "default", "t-1")
+    assert (image, size, context.queue, context.task_id, context.retry_count) == (
+        7,
+        "small",
+        "emails",
+        "t-7",
+        2,
+    )
     assert context.app_engine and context.token is None
 
 
 # End to end: enqueue through the decorator, the backend delivers to the app's handler.
-
-
-@pytest.fixture
-def ae_backend(backend: Harness) -> Harness:
-    if not isinstance(backend, (FakeHarness, EmulatorHarness)):
-        pytest.skip("App Engine delivery needs an App Engine app")
-    return backend
 
 
 def test_enqueue_and_run_through_the_decorator(ae_backend: Harness) -> None:
