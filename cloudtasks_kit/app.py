@@ -16,6 +16,11 @@
     send_welcome("carol@example.com")                                 # still a plain call
 
 The worker serves :class:`~cloudtasks_kit.handler.TaskHandler` (WSGI or ASGI) over the same app.
+
+An app targets an HTTP worker (``base_url=``: its functions make a :class:`TaskSpec` each) or an App
+Engine service (``app_engine=AppEngineRouting(service="worker")``: an :class:`AppEngineTask` each, whose
+relative URI is the function's route). ``TaskApp`` is generic in the spec it makes, so
+``send_welcome.spec(...)`` is typed as the one or the other.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+
+from typing_extensions import TypeVar as DefaultTypeVar
 
 from . import rules
 from .aio import AsyncCloudTasks
+from .appengine import AppEngineRouting, AppEngineTask
 from .auth import OAuthToken, OidcToken
 from .bulk import CreateResult
 from .client import CloudTasks
@@ -42,6 +50,9 @@ __all__ = ["BoundTask", "TaskApp", "TaskFunction"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+SpecT = DefaultTypeVar("SpecT", bound=TaskSpec | AppEngineTask, default=TaskSpec)
+"""The spec an app's functions make: :class:`TaskSpec` (``base_url=``) or :class:`AppEngineTask`
+(``app_engine=``); a bare ``TaskApp`` is an HTTP app."""
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 _ROUTE_RE = re.compile(r"/[A-Za-z0-9_.~!$&'()*+,;=:@%/-]*")
@@ -58,23 +69,31 @@ class _CallOptions:
     headers: dict[str, str] | None = None
 
 
-class TaskApp:
-    """Binds task functions to a client, a default queue, the worker's base URL and the auth tasks carry.
+class TaskApp(Generic[SpecT]):
+    """Binds task functions to a client, a default queue, where the worker runs and the auth tasks carry.
+
+    Give exactly one target: ``base_url`` for an HTTP worker, or ``app_engine`` for an App Engine service.
 
     Args:
         client: the :class:`CloudTasks` (or :class:`AsyncCloudTasks`) to enqueue with; or bind one later
             with :meth:`bind`, so the app can live at module level.
-        base_url: where the worker runs, e.g. ``https://worker-abc.a.run.app``.
+        base_url: where the worker runs, e.g. ``https://worker-abc.a.run.app``; the app is then a
+            ``TaskApp[TaskSpec]``.
+        app_engine: the App Engine service (version, instance) of the queue's project that runs the
+            functions, e.g. ``AppEngineRouting(service="worker")``; the app is then a
+            ``TaskApp[AppEngineTask]``. Its tasks carry no token: see docs/app-engine.md for the handler.
         queue: the default queue.
         route_prefix: the path under which task functions are served (``/tasks`` by default).
         oidc: the token tasks carry; its audience defaults to ``base_url``, which the handler checks.
-        oauth: an OAuth token instead (for targets on ``*.googleapis.com``).
+            HTTP targets only.
+        oauth: an OAuth token instead (for targets on ``*.googleapis.com``). HTTP targets only.
         deadline: the default dispatch deadline.
         retry: the default per-task retry config (None: the queue's).
     """
 
+    @overload
     def __init__(
-        self,
+        self: TaskApp[TaskSpec],
         client: CloudTasks | AsyncCloudTasks | None = None,
         *,
         base_url: str,
@@ -84,8 +103,38 @@ class TaskApp:
         oauth: OAuthToken | None = None,
         deadline: timedelta | None = None,
         retry: RetryConfig | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: TaskApp[AppEngineTask],
+        client: CloudTasks | AsyncCloudTasks | None = None,
+        *,
+        app_engine: AppEngineRouting,
+        queue: str = "default",
+        route_prefix: str = "/tasks",
+        deadline: timedelta | None = None,
+        retry: RetryConfig | None = None,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        client: CloudTasks | AsyncCloudTasks | None = None,
+        *,
+        base_url: str | None = None,
+        app_engine: AppEngineRouting | None = None,
+        queue: str = "default",
+        route_prefix: str = "/tasks",
+        oidc: OidcToken | None = None,
+        oauth: OAuthToken | None = None,
+        deadline: timedelta | None = None,
+        retry: RetryConfig | None = None,
     ) -> None:
-        self.base_url = rules.check_url(base_url.rstrip("/"), field="base_url")
+        _check_target(base_url, app_engine, oidc=oidc, oauth=oauth)
+        self.base_url = None if base_url is None else rules.check_url(base_url.rstrip("/"), field="base_url")
+        """Where an HTTP app's worker runs (None for an App Engine app)."""
+        self.app_engine = app_engine
+        """The App Engine service an App Engine app's tasks go to (None for an HTTP app)."""
         rules.check_queue_id(queue)
         if not route_prefix.startswith("/") or (route_prefix.endswith("/") and route_prefix != "/"):
             raise ValidationError("route_prefix", route_prefix, "must start with '/' and not end with one")
@@ -98,9 +147,9 @@ class TaskApp:
         self.oauth = oauth
         self.deadline = deadline
         self.retry = retry
-        self.tasks: dict[str, TaskFunction[Any, Any]] = {}
+        self.tasks: dict[str, TaskFunction[Any, Any, SpecT]] = {}
         """Task functions by name."""
-        self.routes: dict[str, TaskFunction[Any, Any]] = {}
+        self.routes: dict[str, TaskFunction[Any, Any, SpecT]] = {}
         """Task functions by the path they are served at."""
 
     def bind(self, client: CloudTasks | AsyncCloudTasks) -> None:
@@ -111,7 +160,7 @@ class TaskApp:
         return f"{self.route_prefix}/{name}"
 
     @overload
-    def task(self, fn: Callable[P, R], /) -> TaskFunction[P, R]: ...
+    def task(self, fn: Callable[P, R], /) -> TaskFunction[P, R, SpecT]: ...
 
     @overload
     def task(
@@ -125,7 +174,7 @@ class TaskApp:
         deadline: timedelta | None = None,
         retry: RetryConfig | None = None,
         dedup_key: Callable[..., str] | None = None,
-    ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
+    ) -> Callable[[Callable[P, R]], TaskFunction[P, R, SpecT]]: ...
 
     def task(
         self,
@@ -146,7 +195,7 @@ class TaskApp:
         ``dedup_key`` is called with the task's arguments and gives the key that makes its stable id.
         """
 
-        def decorate(function: Callable[..., Any]) -> TaskFunction[Any, Any]:
+        def decorate(function: Callable[..., Any]) -> TaskFunction[Any, Any, SpecT]:
             task_name = name or function.__name__
             if not _NAME_RE.fullmatch(task_name):
                 raise ValidationError(
@@ -163,7 +212,7 @@ class TaskApp:
                 raise UsageError(f"{self.routes[path].name!r} is already served at {path!r}; give route=")
             if queue is not None:
                 rules.check_queue_id(queue)
-            made: TaskFunction[Any, Any] = TaskFunction(
+            made: TaskFunction[Any, Any, SpecT] = TaskFunction(
                 self,
                 function,
                 name=task_name,
@@ -181,6 +230,11 @@ class TaskApp:
 
     def verifier(self, *, certs_url: str = GOOGLE_CERTS_URL, certs: Any = None) -> TokenVerifier:
         """A verifier for this app's tasks: the OIDC audience and service account it configures."""
+        if self.app_engine is not None:
+            raise UsageError(
+                "the app's tasks go to App Engine, which sends them without a token, so there is nothing to "
+                "verify: on App Engine give TaskHandler(app, trust_app_engine_headers=True)"
+            )
         if self.oidc is None or self.oidc.audience is None:
             raise UsageError(
                 "the app sends no OIDC token, so there is nothing to verify: give TaskApp(oidc=OidcToken(...)), "
@@ -203,16 +257,64 @@ class TaskApp:
     def _limits(self) -> rules.Limits:
         return self.client.limits if self.client is not None else rules.DEFAULT_LIMITS
 
+    def _spec(self, route: str, content: dict[str, Any]) -> SpecT:
+        """The spec of a task to ``route`` on this app's target, with what every target shares."""
+        made: TaskSpec | AppEngineTask
+        if self.app_engine is not None:
+            made = AppEngineTask(relative_uri=route, routing=self.app_engine, **content)
+        else:
+            made = TaskSpec(url=f"{self.base_url}{route}", oidc=self.oidc, oauth=self.oauth, **content)
+        return cast(SpecT, made)
 
-class BoundTask(Generic[P, R]):
+
+def _check_target(
+    base_url: str | None,
+    app_engine: AppEngineRouting | None,
+    *,
+    oidc: OidcToken | None,
+    oauth: OAuthToken | None,
+) -> None:
+    """Exactly one of ``base_url`` and ``app_engine``; no token with ``app_engine``."""
+    if base_url is not None and app_engine is not None:
+        raise ValidationError(
+            "base_url and app_engine",
+            (base_url, app_engine),
+            "are exclusive: give base_url for an HTTP worker or app_engine for an App Engine service",
+        )
+    if app_engine is None:
+        if base_url is None:
+            raise ValidationError(
+                "base_url",
+                base_url,
+                "is missing: give base_url='https://...' (an HTTP worker) or "
+                "app_engine=AppEngineRouting(...) (an App Engine service)",
+            )
+        return
+    if not isinstance(app_engine, AppEngineRouting):
+        raise ValidationError(
+            "app_engine", app_engine, "must be an AppEngineRouting(service=..., version=..., instance=...)"
+        )
+    for field, token in (("oidc", oidc), ("oauth", oauth)):
+        if token is not None:
+            raise ValidationError(
+                field,
+                token,
+                "cannot be given with app_engine: App Engine tasks carry no token (on App Engine the "
+                "handler trusts the X-AppEngine-* headers instead: TaskHandler(app, "
+                "trust_app_engine_headers=True))",
+            )
+
+
+class BoundTask(Generic[P, R, SpecT]):
     """A task function with per-call options; get one from :meth:`TaskFunction.options`."""
 
-    def __init__(self, function: TaskFunction[P, R], options: _CallOptions) -> None:
+    def __init__(self, function: TaskFunction[P, R, SpecT], options: _CallOptions) -> None:
         self._function = function
         self._options = options
 
-    def spec(self, *args: P.args, **kwargs: P.kwargs) -> TaskSpec:
-        """The task a call would create, validated and encoded, not sent (for ``enqueue_many``)."""
+    def spec(self, *args: P.args, **kwargs: P.kwargs) -> SpecT:
+        """The task a call would create, validated and encoded, not sent (for ``enqueue_many``): a
+        :class:`TaskSpec`, or an :class:`AppEngineTask` for an App Engine app."""
         fn, options = self._function, self._options
         app = fn.app
         body = encode_envelope(fn.name, fn.codec.dump(args, kwargs))
@@ -226,19 +328,17 @@ class BoundTask(Generic[P, R]):
         task_id, dedup = options.task_id, options.dedup_key
         if task_id is None and dedup is None and fn.dedup_key is not None:
             dedup = fn.dedup_key(*args, **kwargs)
-        return TaskSpec(
-            url=app.base_url + fn.route,
-            body=body,
-            headers={"Content-Type": "application/json", **(options.headers or {})},
-            oidc=app.oidc,
-            oauth=app.oauth,
-            delay=options.delay,
-            at=options.at,
-            deadline=options.deadline or fn.deadline or app.deadline,
-            task_id=task_id,
-            dedup_key=dedup,
-            retry=fn.retry or app.retry,
-        )
+        content = {
+            "body": body,
+            "headers": {"Content-Type": "application/json", **(options.headers or {})},
+            "delay": options.delay,
+            "at": options.at,
+            "deadline": options.deadline or fn.deadline or app.deadline,
+            "task_id": task_id,
+            "dedup_key": dedup,
+            "retry": fn.retry or app.retry,
+        }
+        return app._spec(fn.route, content)
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Task:
         """Create the task that runs this function with these arguments in the worker."""
@@ -254,7 +354,7 @@ class BoundTask(Generic[P, R]):
         queue = self._function.app._sync_client().queue(self._queue())
         return await asyncio.to_thread(queue.create_task, spec)
 
-    def enqueue_many(self, specs: Iterable[TaskSpec], **bulk: Any) -> list[CreateResult]:
+    def enqueue_many(self, specs: Iterable[SpecT], **bulk: Any) -> list[CreateResult]:
         """Create many tasks of this function at once (see ``QueueHandle.create_tasks``).
 
         Example:
@@ -266,12 +366,12 @@ class BoundTask(Generic[P, R]):
         return self._options.queue or self._function.queue or self._function.app.queue
 
 
-class TaskFunction(BoundTask[P, R]):
+class TaskFunction(BoundTask[P, R, SpecT]):
     """A function made enqueueable by :meth:`TaskApp.task`; calling it still just calls it."""
 
     def __init__(
         self,
-        app: TaskApp,
+        app: TaskApp[SpecT],
         fn: Callable[P, R],
         *,
         name: str,
@@ -310,7 +410,7 @@ class TaskFunction(BoundTask[P, R]):
         queue: str | None = None,
         deadline: timedelta | None = None,
         headers: dict[str, str] | None = None,
-    ) -> BoundTask[P, R]:
+    ) -> BoundTask[P, R, SpecT]:
         """This function with per-call options: schedule, id or key, queue, deadline, headers."""
         if queue is not None:
             rules.check_queue_id(queue)

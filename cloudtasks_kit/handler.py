@@ -93,14 +93,14 @@ class HandlerResponse:
 class _Admitted:
     """A request past authentication, its headers and its route: what remains is its body."""
 
-    function: TaskFunction[Any, Any]
+    function: TaskFunction[Any, Any, Any]
     context: TaskContext
     carrier: dict[str, str] | None = None  # the trace headers, when OpenTelemetry is installed
 
 
 @dataclasses.dataclass(frozen=True)
 class _Ready:
-    function: TaskFunction[Any, Any]
+    function: TaskFunction[Any, Any, Any]
     args: list[Any]
     kwargs: dict[str, Any]
     context: TaskContext
@@ -128,12 +128,14 @@ class TaskHandler:
             and its ``X-AppEngine-*`` headers fill :func:`~cloudtasks_kit.task_context`. Safe **only on
             App Engine**, which strips ``X-AppEngine-*`` headers from requests that come from outside;
             anywhere else anyone could send them. Off by default: such requests then need a token like
-            any other.
+            any other. An App Engine app (``TaskApp(app_engine=...)``) needs it (or ``verify=False``):
+            its tasks carry no token, and any request without ``X-AppEngine-QueueName`` is refused
+            (401) unless a ``verifier`` is given for it.
     """
 
     def __init__(
         self,
-        app: TaskApp,
+        app: TaskApp[Any],
         *,
         verifier: TokenVerifier | None = None,
         verify: bool = True,
@@ -158,11 +160,22 @@ class TaskHandler:
             raise UsageError(f"TaskHandler max_json_depth={max_json_depth!r} must be an int from 1 to 256")
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
+        self._trust_all = not verify
         if not verify:
             if verifier is not None:
                 raise UsageError("TaskHandler got a verifier and verify=False; choose one")
             log.warning("TaskHandler is not verifying tokens: anyone who can reach it can run tasks")
             self.verifier: TokenVerifier | None = None
+        elif verifier is None and app.app_engine is not None:
+            # App Engine tasks carry no token: the X-AppEngine-* headers are the only proof, and only
+            # App Engine makes them one. Saying so is the caller's decision, never a default.
+            if not self.trust_app_engine_headers:
+                raise UsageError(
+                    "the app's tasks go to App Engine, which sends them without a token: on App Engine give "
+                    "TaskHandler(app, trust_app_engine_headers=True) (App Engine strips X-AppEngine-* "
+                    "headers from outside requests), or verify=False for local use"
+                )
+            self.verifier = None
         else:
             self.verifier = verifier or app.verifier(
                 certs_url=self._certs_url(
@@ -208,7 +221,13 @@ class TaskHandler:
         self, headers: Mapping[str, str], may_block: bool
     ) -> VerifiedToken | HandlerResponse | None:
         if self.verifier is None:
-            return None
+            if self._trust_all:
+                return None
+            # An App Engine app's worker without a verifier: only App Engine deliveries get in.
+            log.warning(
+                "refused a task request without X-AppEngine-QueueName: this worker runs App Engine tasks"
+            )
+            return HandlerResponse.json(401, {"error": "unauthenticated: not an App Engine task request"})
         authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
         try:
             return self.verifier.verify(authorization, may_block=may_block)
@@ -248,7 +267,7 @@ class TaskHandler:
             return self._refuse(422, f"arguments of {function.name} are not valid: {detail}", context)
         return _Ready(function, args, kwargs, context)
 
-    def _route(self, path: str) -> TaskFunction[Any, Any] | None:
+    def _route(self, path: str) -> TaskFunction[Any, Any, Any] | None:
         routes = self.app.routes
         trimmed = path.rstrip("/")
         found = routes.get(path) or routes.get(trimmed)

@@ -514,6 +514,15 @@ def delivery_backend(request: pytest.FixtureRequest, project: str) -> Iterator[H
 
 
 @pytest.fixture
+def ae_backend(backend: Harness) -> Harness:
+    """``backend`` where App Engine tasks can be delivered: the fake and the emulator (live needs an App
+    Engine app)."""
+    if not isinstance(backend, (FakeHarness, EmulatorHarness)):
+        pytest.skip("App Engine delivery needs an App Engine app")
+    return backend
+
+
+@pytest.fixture
 def fake() -> FakeTransport:
     return FakeTransport()
 

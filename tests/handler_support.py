@@ -19,6 +19,17 @@ from cloudtasks_kit.engine.tokens import TokenSigner
 ACCOUNT = "tasks@test-project.iam.gserviceaccount.com"
 BASE = "https://worker.test"
 ENVELOPE = b'{"v": 1, "task": "job", "args": {"n": 1}}'
+# What an App Engine delivery carries instead of a token (creating-appengine-handlers, "Reading App
+# Engine task request headers").
+AE_HEADERS = {
+    "X-AppEngine-QueueName": "emails",
+    "X-AppEngine-TaskName": "t-7",
+    "X-AppEngine-TaskRetryCount": "2",
+    "X-AppEngine-TaskExecutionCount": "1",
+    "X-AppEngine-TaskETA": "1700000000.5",
+    "X-AppEngine-TaskPreviousResponse": "503",
+    "X-AppEngine-TaskRetryReason": "",
+}
 
 
 def job_app() -> tuple[kit.TaskApp, list[int]]:

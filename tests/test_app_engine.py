@@ -14,6 +14,7 @@ import cloudtasks_kit as kit
 from cloudtasks_kit.transports import calls
 
 from .conftest import EmulatorHarness, FakeHarness, Harness
+from .handler_support import AE_HEADERS
 
 AE = kit.AppEngineTask
 ROUTING = kit.AppEngineRouting(service="worker", version="v2")
@@ -47,13 +48,6 @@ def test_the_builder_accepts_the_edges() -> None:
     AE(relative_uri="/" + "a" * 2082, deadline=timedelta(hours=24, seconds=15))
     AE(relative_uri="/x?y=1", method="PUT", body=b"x", deadline=timedelta(seconds=15))
     AE(method="get", headers={"User-Agent": "mine", "X-CloudTasks-Whatever": "kept"})
-
-
-@pytest.fixture
-def ae_backend(backend: Harness) -> Harness:
-    if not isinstance(backend, (FakeHarness, EmulatorHarness)):
-        pytest.skip("App Engine delivery needs an App Engine app")
-    return backend
 
 
 def test_create_and_read_an_app_engine_task(ae_backend: Harness) -> None:
@@ -175,17 +169,6 @@ def test_an_app_engine_attempt_carries_the_app_engine_headers(ae_backend: Harnes
     assert two["x-appengine-taskretrycount"] == "1"
     assert two["x-appengine-taskpreviousresponse"] == "500"
     assert two["x-appengine-taskretryreason"] == ""
-
-
-AE_HEADERS = {
-    "X-AppEngine-QueueName": "emails",
-    "X-AppEngine-TaskName": "t-7",
-    "X-AppEngine-TaskRetryCount": "2",
-    "X-AppEngine-TaskExecutionCount": "1",
-    "X-AppEngine-TaskETA": "1700000000.5",
-    "X-AppEngine-TaskPreviousResponse": "503",
-    "X-AppEngine-TaskRetryReason": "",
-}
 
 
 def _context_app() -> tuple[kit.TaskApp, list[kit.TaskContext]]:

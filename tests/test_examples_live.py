@@ -1,7 +1,7 @@
 """The worker examples run for real: the emulator and the worker as processes, as their READMEs say.
 
-For each of examples/flask_worker, fastapi_worker and django_worker: start ``python -m
-cloudtasks_kit.emulator`` with the example's queue declared (free ports, read from its start-up line),
+For each of examples/flask_worker, fastapi_worker, django_worker and appengine_worker: start ``python -m
+cloudtasks_kit.emulator`` with the example's queue declared (and, for App Engine, ``--app-engine-host``) (free ports, read from its start-up line),
 start the worker on a free port with the variables the README gives (no project, no credentials: a
 credentials file that does not exist would fail any lookup), enqueue through the app's own endpoint,
 and wait for the worker to print that the task ran, once directly and once after a failed first attempt.
@@ -42,6 +42,7 @@ class Example:
     path: str  # the app's endpoint that enqueues
     ok: tuple[dict[str, object], str]  # a request body, and what the worker prints once it ran
     flaky: tuple[dict[str, object], str]  # the same for one that fails its first attempt
+    app_engine: bool = False  # App Engine tasks: no token, delivered to --app-engine-host
 
 
 EXAMPLES = [
@@ -95,6 +96,26 @@ EXAMPLES = [
         "/reports",
         ({"account_id": 42}, "built the report of account 42 (attempt 1)"),
         ({"account_id": 13}, "built the report of account 13 (attempt 2)"),
+    ),
+    Example(
+        "appengine_worker",
+        "thumbnails",
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "examples.appengine_worker.main:create_app",
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+        ],
+        "/upload",
+        ({"image_id": 7}, "made the 128px thumbnail of image 7 (attempt 1)"),
+        ({"image_id": 13}, "made the 128px thumbnail of image 13 (attempt 2)"),
+        app_engine=True,
     ),
 ]
 
@@ -208,6 +229,9 @@ def test_the_example_worker_runs_its_tasks_on_the_emulator(
     example: Example, base_env: dict[str, str]
 ) -> None:
     processes: list[Process] = []
+    port = free_port()
+    worker_url = f"http://127.0.0.1:{port}"
+    app_engine = ["--app-engine-host", worker_url] if example.app_engine else []
     try:
         emulator = Process(
             [
@@ -220,6 +244,7 @@ def test_the_example_worker_runs_its_tasks_on_the_emulator(
                 "0",
                 "--queue",
                 example.queue,
+                *app_engine,
             ],
             base_env,
         )
@@ -228,13 +253,16 @@ def test_the_example_worker_runs_its_tasks_on_the_emulator(
         assert isinstance(ready, re.Match)
         grpc_host, rest_host = ready.group(1), ready.group(2)
 
-        port = free_port()
         worker_env = {
             **base_env,
             "CLOUDTASKS_EMULATOR_HOST": grpc_host,
             "CLOUDTASKS_EMULATOR_REST_HOST": rest_host,
-            "CLOUDTASKS_HANDLER_TRUST_EMULATOR": "1",
-            "WORKER_URL": f"http://127.0.0.1:{port}",
+            # App Engine tasks carry no token: the worker admits them by their headers, as its README says.
+            **(
+                {"LOCAL_APP_ENGINE_TASKS": "1"}
+                if example.app_engine
+                else {"CLOUDTASKS_HANDLER_TRUST_EMULATOR": "1", "WORKER_URL": worker_url}
+            ),
         }
         worker = Process([part.replace("{port}", str(port)) for part in example.command], worker_env)
         processes.append(worker)
@@ -247,7 +275,8 @@ def test_the_example_worker_runs_its_tasks_on_the_emulator(
         # The reader thread keeps lines in order: what came before the last one waited for is there.
         output = "".join(worker.output)
         # The switch said what it trusts, and the flaky task's first attempt failed before its retry ran.
-        assert f"{rest_host}/certs" in output
+        if not example.app_engine:
+            assert f"{rest_host}/certs" in output
         assert "failed on attempt 1" in output
     finally:
         for process in reversed(processes):

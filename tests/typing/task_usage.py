@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cloudtasks_kit import CloudTasks, Task, TaskApp, TaskSpec
+from cloudtasks_kit import AppEngineRouting, AppEngineTask, CloudTasks, Task, TaskApp, TaskSpec
 
 app = TaskApp(base_url="https://worker.example.com")
+worker = TaskApp(app_engine=AppEngineRouting(service="worker"), queue="images")
 
 
 @app.task
@@ -18,6 +19,18 @@ def send(to: str, retries: int = 3) -> bool:
 async def fetch(url: str) -> None: ...
 
 
+@worker.task
+def resize(image: int, size: str = "small") -> None: ...
+
+
+def http_app() -> TaskApp:  # a bare TaskApp is an HTTP app
+    return app
+
+
+def app_engine_app() -> TaskApp[AppEngineTask]:
+    return worker
+
+
 def use(client: CloudTasks) -> None:
     app.bind(client)
     ok: bool = send("ada@example.com")
@@ -25,4 +38,14 @@ def use(client: CloudTasks) -> None:
     later: Task = send.options(delay=timedelta(minutes=5)).enqueue("bob@example.com")
     spec: TaskSpec = send.spec("carol@example.com")
     fetch.enqueue("https://example.com")
+    send.enqueue_many([send.spec("dan@example.com"), spec])
     print(ok, task, later, spec)
+
+
+def use_app_engine(client: CloudTasks) -> None:
+    worker.bind(client)
+    task: Task = resize.enqueue(42, size="large")
+    spec: AppEngineTask = resize.options(delay=timedelta(minutes=5)).spec(43)
+    uri: str = spec.relative_uri
+    resize.enqueue_many([resize.spec(44), spec])
+    print(task, uri)
