@@ -85,7 +85,14 @@ def add_emulator_command(commands: Any) -> None:
     parser.add_argument(
         "--rest-port", type=port_number, default=8124, help="REST port (default 8124; 0 picks one)"
     )
-    parser.add_argument("--quiet", action="store_true", help="do not log each delivery")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("--quiet", action="store_true", help="do not log each delivery")
+    verbosity.add_argument(
+        "--debug",
+        action="store_true",
+        help="log every delivery in full even when busy (by default, past 50 lines in 5 s a summary "
+        "line stands for the rest)",
+    )
     parser.add_argument(
         "--no-dashboard",
         dest="dashboard",
@@ -270,6 +277,8 @@ def run_emulator(args: argparse.Namespace) -> int:
         level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s"
     )
     log = logging.getLogger("cloudtasks_kit.emulator")
+    if args.debug:  # the kit's own loggers only: aiohttp's and grpc's debug output is not wanted here
+        logging.getLogger("cloudtasks_kit").setLevel(logging.DEBUG)
     try:
         emulator = Emulator(
             host=args.host,

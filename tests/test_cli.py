@@ -159,3 +159,10 @@ def test_a_bad_tombstone_window_is_a_usage_error(option: str, capsys: pytest.Cap
         main(["emulator", option, "soon"])
     assert exited.value.code == 2
     assert "'soon' is not a duration" in capsys.readouterr().err
+
+
+def test_quiet_and_debug_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["emulator", "--quiet", "--debug", "--port", "0", "--rest-port", "0"])
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -23,7 +23,7 @@ import aiohttp
 
 from ..engine.attempts import AttemptRecord, AttemptRequest, AttemptResult, parse_retry_after
 from ..engine.engine import Engine
-from ..logfields import attempt_fields
+from .delivery_log import DeliveryLog
 
 __all__ = ["DeliveryRefused", "RealtimeDriver", "Resolver"]
 
@@ -61,6 +61,8 @@ class RealtimeDriver:
         self._session: aiohttp.ClientSession | None = None
         self._taking = True
         self._stopped = False
+        self.delivery_log = DeliveryLog()
+        """Each attempt's line while quiet, a summary per interval when busy."""
         engine.on_change = self._wake.set
 
     @property
@@ -104,10 +106,16 @@ class RealtimeDriver:
                     log.exception("the delivery loop failed; retrying in %.1f s", _LOOP_RETRY)
                     when = self.engine.clock.now() + _LOOP_RETRY
                 timeout = None if when is None else max(0.0, when - self.engine.clock.now())
+                summary = self.delivery_log.summary_due()  # a quiet spell still gets the busy one's summary
+                if summary is not None:
+                    until = max(0.0, summary - time.monotonic())
+                    timeout = until if timeout is None else min(timeout, until)
                 self._wake.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
+                self.delivery_log.flush()
         finally:
+            self.delivery_log.flush(force=True)
             for task in list(self._running):
                 task.cancel()
             await asyncio.gather(*self._running, return_exceptions=True)
@@ -140,18 +148,7 @@ class RealtimeDriver:
                 "recording the attempt of task %s (queue %s) failed", attempt.task_name, attempt.queue_name
             )
         self._wake.set()
-        elapsed_ms = latency * 1000
-        log.info(
-            "%s %s%s task=%s retry=%d -> %s (%.0f ms)",
-            attempt.method,
-            attempt.url,
-            f" (routed to {sent_to})" if sent_to != attempt.url else "",
-            attempt.task_id,
-            attempt.retry_count,
-            result.status if result.status is not None else result.error,
-            elapsed_ms,
-            extra=attempt_fields(attempt, result, elapsed_ms),
-        )
+        self.delivery_log.record(attempt, result, sent_to, latency * 1000)
         if self.on_attempt is not None:
             try:
                 record = AttemptRecord.of(attempt, result, outcome=outcome, latency=latency)
