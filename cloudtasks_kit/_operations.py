@@ -80,8 +80,9 @@ def create_request(
         appengine.build_app_engine_task(
             spec, queue_name=queue_name, now=now, limits=limits, into=request.task
         )
-        return request
-    tasks.build_task(spec, queue_name=queue_name, now=now, limits=limits, into=request.task)
+    else:
+        tasks.build_task(spec, queue_name=queue_name, now=now, limits=limits, into=request.task)
+    rules.vouch(request, limits)  # the fake's engine need not check it again: validated once
     return request
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -383,6 +384,30 @@ def check_dispatch_deadline(
         raise ValidationError(
             field, timedelta(seconds=seconds), f"must be between {low:g} seconds and 30 minutes"
         )
+
+
+_VOUCHED = threading.local()
+
+
+def vouch(request: Any, limits: Limits) -> None:
+    """Note that the task of ``request`` (a raw ``CreateTaskRequest``) was just built and checked in this
+    thread by a builder, under ``limits``: everything :func:`check_task_message` checks, and more.
+
+    The fake's engine runs in the caller's thread and checks what it is sent, as the service does; for
+    the very request a builder checked a moment ago it need not check twice (:func:`vouched`). Only the
+    last request of each thread is remembered, and only by identity: a request made any other way, or
+    checked under other limits, is checked again.
+    """
+    _VOUCHED.request = request
+    _VOUCHED.limits = limits
+
+
+def vouched(request: Any, limits: Limits) -> bool:
+    """True if ``request`` is the one this thread's builder last checked, under these ``limits``."""
+    if getattr(_VOUCHED, "request", None) is not request:
+        return False
+    checked_under: Limits = _VOUCHED.limits
+    return checked_under is limits or checked_under == limits
 
 
 def check_task_message(

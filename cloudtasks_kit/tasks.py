@@ -88,12 +88,11 @@ class TaskContent(KitModel):
     dedup_key: str | None = None
     retry: RetryConfig | None = None
 
-    @pydantic.model_validator(mode="before")
+    @pydantic.field_validator("method", mode="before")
     @classmethod
-    def _upper_method(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("method"), str):
-            data = {**data, "method": data["method"].upper()}
-        return data
+    def _upper_method(cls, method: Any) -> Any:
+        # A field validator runs only when a method is given: the usual create pays nothing for it.
+        return method.upper() if isinstance(method, str) else method
 
     def _given_bodies(self) -> list[str]:
         return [name.rstrip("_") for name in ("body", "text", "json_") if name in self.model_fields_set]

@@ -241,3 +241,56 @@ def test_a_successful_attempt_records_that_the_task_is_done() -> None:
     queue.create_task("https://w.test/x")
     (attempt,) = fake.run_until_idle()
     assert attempt.outcome is not None and attempt.outcome.kind == "succeeded"
+
+
+# Validated once (issue 15): a create the kit's builder just checked is not checked again by the fake's
+# engine; anything else the engine checks as the service does.
+
+
+def _count_engine_checks(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    from cloudtasks_kit import rules
+
+    seen: list[object] = []
+    real = rules.check_task_message
+
+    def counting(task: object, **kwargs: Any) -> None:
+        seen.append(task)
+        real(task, **kwargs)
+
+    monkeypatch.setattr(rules, "check_task_message", counting)
+    return seen
+
+
+def test_a_create_the_builder_checked_is_not_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _count_engine_checks(monkeypatch)
+    queue = FakeTransport().client().queue("q")
+    queue.create()
+    queue.create_task("https://w.test/run", json={"a": 1})
+    queue.create_tasks([{"url": "https://w.test/run"}])  # BatchCreateTasks: its inner tasks are checked
+    assert len(seen) == 1
+    with pytest.raises(kit.ValidationError, match="30 days"):  # the builder still refuses, before I/O
+        queue.create_task("https://w.test/run", delay=timedelta(days=31))
+
+
+def test_a_request_made_elsewhere_is_checked_by_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from google.api_core import exceptions as core
+    from google.cloud import tasks_v2
+
+    from cloudtasks_kit.transports import calls
+
+    seen = _count_engine_checks(monkeypatch)
+    fake = FakeTransport()
+    queue = fake.client().queue("q")
+    queue.create()
+    raw = tasks_v2.CreateTaskRequest(parent=queue.name, task={"http_request": {"url": "ftp://w.test/"}})
+    with pytest.raises(core.InvalidArgument, match="must start with 'http://' or 'https://'"):
+        fake.call(calls.CREATE_TASK, raw)  # the seam itself: the engine's answer, as the service's
+    assert len(seen) == 1
+
+
+def test_an_engine_with_other_limits_checks_again() -> None:
+    fake = FakeTransport(limits=kit.Limits(max_task_bytes=2000))
+    queue = fake.client().queue("q")  # the client checks under the default limits (1 MiB)
+    queue.create()
+    with pytest.raises(kit.InvalidArgument, match="exceeds the limit of 2000 bytes"):
+        queue.create_task("https://w.test/run", body=b"x" * 5000)

@@ -352,16 +352,18 @@ class Engine:
     def create_task(self, request: Any) -> Any:
         _check_view(request.response_view)
         queue = self._queue(request.parent)
-        record = self._add_task(queue, request.task)
+        # A request the kit's builder checked a moment ago in this thread (the fake) is not checked twice.
+        record = self._add_task(queue, request.task, checked=rules.vouched(request, self.limits))
         self.state.changed(queue)
         return _view(record.pb, request.response_view)
 
-    def _add_task(self, queue: QueueRecord, task: Any) -> TaskRecord:
+    def _add_task(self, queue: QueueRecord, task: Any, *, checked: bool = False) -> TaskRecord:
         now = self.clock.now()
-        override = queue.pb.http_target.uri_override
-        rules.check_task_message(
-            task, queue_name=queue.name, now=now, limits=self.limits, queue_routes=bool(override.host)
-        )
+        if not checked:
+            routes = bool(queue.pb.http_target.uri_override.host)
+            rules.check_task_message(
+                task, queue_name=queue.name, now=now, limits=self.limits, queue_routes=routes
+            )
         if task.name:
             task_id = check_task_in_queue(task.name, queue.name)
             if task_id in queue.tasks:
@@ -376,7 +378,8 @@ class Engine:
         if stored.HasField("app_engine_http_request"):
             _normalise_app_engine(stored, queue.pb)
         else:
-            _normalise_headers(stored.http_request.headers)
+            # A builder refused reserved headers already (strict): nothing to drop in a checked task.
+            _normalise_headers(stored.http_request.headers, drop_reserved=not checked)
         # "create_time will be truncated to the nearest second" (Task, v2 reference): whole seconds.
         stored.create_time.seconds, stored.create_time.nanos = math.floor(now), 0
         # "If schedule_time is not set or is in the past then Cloud Tasks will set it to the current time"
@@ -530,11 +533,11 @@ _NOT_CARRIED = frozenset(
 )
 
 
-def _normalise_headers(headers: Any) -> None:
+def _normalise_headers(headers: Any, *, drop_reserved: bool = True) -> None:
     """As the service stores them: reserved headers dropped, ``User-Agent: Google-Cloud-Tasks``."""
-    reserved = [name for name in headers if rules.reserved_header(name)]
-    for name in reserved:
-        del headers[name]
+    if drop_reserved:
+        for name in [name for name in headers if rules.reserved_header(name)]:
+            del headers[name]
     headers["User-Agent"] = rules.USER_AGENT
 
 
