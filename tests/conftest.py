@@ -75,6 +75,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cloudtasks-record", metavar="PATH", help="write what each backend observed here")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--cloudtasks-record") and config.getoption("numprocesses", None):
+        # Each xdist worker would write its own part over the others: the record needs one process.
+        raise pytest.UsageError("--cloudtasks-record writes one file from one process: add -n0")
+
+
 @pytest.fixture(scope="session")
 def recorder(request: pytest.FixtureRequest) -> Iterator[Recorder | None]:
     path = request.config.getoption("--cloudtasks-record")

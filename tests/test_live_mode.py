@@ -33,6 +33,7 @@ def test_live_mode_runs_records_cleans_up_and_compares(tmp_path: Path) -> None:
             "-q",
             "-p",
             "no:cacheprovider",
+            "-n0",  # one process: the record is written by the session that ran the cases
             "tests/test_contract_fidelity.py",
             "-k",
             SELECTED,
@@ -71,6 +72,7 @@ def test_without_the_option_the_live_backends_skip() -> None:
         "-q",
         "-p",
         "no:cacheprovider",
+        "-n0",
         "tests/test_contract_fidelity.py",
         "-k",
         "lexicographical",

@@ -297,7 +297,8 @@ def test_one_trace_through_the_emulator_over_http(
     app = kit.TaskApp(client, base_url=url, queue="traced", oidc=kit.OidcToken(service_account_email=ACCOUNT))
     charge = flaky_task(app, failures=1)
     holder[0] = kit.TaskHandler(app, certs_url=emulator.certs_url).wsgi
-    with caplog.at_level(logging.INFO, logger="cloudtasks_kit.emulator"):
+    # DEBUG: on a shared, busy emulator an attempt's INFO line may be folded into a summary line.
+    with caplog.at_level(logging.DEBUG, logger="cloudtasks_kit.emulator"):
         with tracer.start_as_current_span("POST /checkout") as request:
             task = charge.enqueue(3)
         deadline = time.monotonic() + 15
