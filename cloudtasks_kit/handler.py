@@ -175,6 +175,11 @@ class TaskHandler:
                     "TaskHandler(app, trust_app_engine_headers=True) (App Engine strips X-AppEngine-* "
                     "headers from outside requests), or verify=False for local use"
                 )
+            if certs is not None or certs_url != GOOGLE_CERTS_URL:
+                raise UsageError(
+                    "TaskHandler got certs_url or certs for an App Engine app, whose tasks carry no token to "
+                    "check them against; leave them out, or give verifier= to also accept requests with one"
+                )
             self.verifier = None
         else:
             self.verifier = verifier or app.verifier(

@@ -126,6 +126,11 @@ def test_the_handler_needs_the_explicit_app_engine_trust() -> None:
     with pytest.raises(kit.UsageError, match="App Engine"):
         app.verifier()
     kit.TaskHandler(app, verify=False)  # local use, as for HTTP apps
+    # Certificates check OIDC tokens, which App Engine tasks never carry: given alone, they are a mistake.
+    with pytest.raises(kit.UsageError, match="carry no token"):
+        kit.TaskHandler(app, trust_app_engine_headers=True, certs_url="http://127.0.0.1:9/certs")
+    with pytest.raises(kit.UsageError, match="carry no token"):
+        kit.TaskHandler(app, trust_app_engine_headers=True, certs={"kid": "pem"})
 
 
 def test_the_handler_admits_only_app_engine_deliveries() -> None:
