@@ -9,16 +9,9 @@ import pytest
 
 from cloudtasks_kit.drivers.delivery_log import DeliveryLog
 from cloudtasks_kit.engine.attempts import AttemptRequest, AttemptResult
+from cloudtasks_kit.engine.clock import ManualClock
 
 LOGGER = "cloudtasks_kit.emulator"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def attempt(n: int) -> AttemptRequest:
@@ -41,7 +34,7 @@ def lines(caplog: pytest.LogCaptureFixture, level: int = logging.INFO) -> list[s
 
 
 def test_a_quiet_emulator_logs_every_attempt_in_full(caplog: pytest.LogCaptureFixture) -> None:
-    log = DeliveryLog(interval=5, full_lines=3, clock=Clock())
+    log = DeliveryLog(interval=5, full_lines=3, clock=ManualClock(100.0).now)
     with caplog.at_level(logging.INFO, logger=LOGGER):
         for n in range(3):
             log.record(attempt(n), AttemptResult(200), "https://worker.test/run", 12.0)
@@ -52,8 +45,8 @@ def test_a_quiet_emulator_logs_every_attempt_in_full(caplog: pytest.LogCaptureFi
 
 
 def test_a_busy_interval_ends_with_one_summary_of_the_rest(caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
-    log = DeliveryLog(interval=5, full_lines=2, clock=clock)
+    clock = ManualClock(100.0)
+    log = DeliveryLog(interval=5, full_lines=2, clock=clock.now)
     results = (
         [AttemptResult(200)] * 6 + [AttemptResult(503)] * 3 + [AttemptResult(None, error="UNREACHABLE: x")]
     )
@@ -62,7 +55,7 @@ def test_a_busy_interval_ends_with_one_summary_of_the_rest(caplog: pytest.LogCap
             log.record(attempt(n), result, "https://worker.test/run", 1.0)
         assert len(lines(caplog)) == 2  # the rest wait for the interval's end
         assert log.summary_due() == 105.0
-        clock.now = 105.5
+        clock.set(105.5)
         log.flush()
         log.record(attempt(99), AttemptResult(200), "https://worker.test/run", 1.0)  # a new interval
     shown = lines(caplog)
@@ -76,7 +69,7 @@ def test_a_busy_interval_ends_with_one_summary_of_the_rest(caplog: pytest.LogCap
 
 
 def test_at_debug_every_attempt_still_gets_its_line(caplog: pytest.LogCaptureFixture) -> None:
-    log = DeliveryLog(interval=5, full_lines=1, clock=Clock())
+    log = DeliveryLog(interval=5, full_lines=1, clock=ManualClock(100.0).now)
     with caplog.at_level(logging.DEBUG, logger=LOGGER):
         for n in range(4):
             log.record(attempt(n), AttemptResult(200), "http://127.0.0.1:9/run", 1.0)
@@ -90,7 +83,7 @@ def test_at_debug_every_attempt_still_gets_its_line(caplog: pytest.LogCaptureFix
 
 
 def test_nothing_is_worked_out_when_the_log_is_off(caplog: pytest.LogCaptureFixture) -> None:
-    log = DeliveryLog(interval=5, full_lines=1, clock=Clock())
+    log = DeliveryLog(interval=5, full_lines=1, clock=ManualClock(100.0).now)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         for n in range(3):
             log.record(attempt(n), AttemptResult(200), "https://worker.test/run", 1.0)
