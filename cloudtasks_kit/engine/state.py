@@ -76,8 +76,8 @@ class QueueRecord:
     """A queue in the engine: its protobuf, its tasks, and its dispatch state.
 
     ``tasks`` finds a task by id; ``order`` lists them in creation order (ascending ``seq``) so that a
-    ListTasks page resumes where the last one stopped without walking the queue from its start. Deleted
-    tasks stay in ``order`` (not alive) until they are half of it, then it is compacted.
+    ListTasks page resumes where the last one stopped without walking the queue from its start. Removed
+    tasks stay in ``order`` (not alive) until they are more than half of it, then it is compacted.
     """
 
     __slots__ = (
@@ -115,9 +115,20 @@ class QueueRecord:
     def remove(self, record: TaskRecord) -> None:
         del self.tasks[record.id]
         self.dead += 1
-        if self.dead > 32 and self.dead * 2 > len(self.order):  # amortised O(1); bounded per queue
-            self.order = [r for r in self.order if r.alive]
+        # Compacted as soon as the removed outnumber the live: still amortised O(1) (a compaction walks at
+        # most twice the removals since the last one), and the records kept for a removed task (each with
+        # its protobuf, about 2 KB) never outnumber the live ones. A queue that empties keeps none.
+        order = self.order
+        if self.dead * 2 > len(order):
+            self.order = [r for r in order if r.alive] if self.tasks else []
             self.dead = 0
+        # The heap lets go of entries only as they reach its top: a task deleted long before its time, or
+        # run early with RunTask, leaves one behind. Rebuilt once those outnumber the live tasks (each live
+        # task has at most one entry that counts), so they stay bounded by the tasks there are.
+        heap = self.heap
+        if len(heap) > 2 * len(self.tasks) + 64:
+            self.heap = [e for e in heap if e[2].alive and e[2].version == e[1] and not e[2].in_flight]
+            heapq.heapify(self.heap)
 
     def clear(self) -> None:
         self.tasks.clear()
