@@ -14,6 +14,7 @@ from google.cloud import tasks_v2
 from .._convert import set_seconds, to_seconds
 from .journal import NO_JOURNAL, Journal
 from .scheduling import TokenBucket, burst_size_for
+from .tombstones import Tombstones
 
 PB_QUEUE = tasks_v2.Queue.pb()
 PB_TASK = tasks_v2.Task.pb()
@@ -217,8 +218,9 @@ _DURATIONS = frozenset({"max_retry_duration", "min_backoff", "max_backoff"})
 
 def tombstone_key(name: str) -> int:
     """What a tombstone keeps of a name: its 64-bit hash. An hour of names at thousands a second is
-    hundreds of thousands of tombstones; an int keeps each a third the size of the full name, and two
-    names colliding (about one in 10**13 at a million tombstones) would only refuse one create."""
+    hundreds of thousands of tombstones; an int keeps each small (see
+    :class:`~cloudtasks_kit.engine.tombstones.Tombstones`), and two names colliding (about one in 10**13
+    at a million tombstones) would only refuse one create."""
     return hash(name)
 
 
@@ -236,8 +238,8 @@ class ServiceState:
     def __init__(self, now: Callable[[], float]) -> None:
         self.now = now
         self.queues: dict[str, QueueRecord] = {}
-        self.task_tombstones: dict[int, float] = {}
-        self.queue_tombstones: dict[int, float] = {}
+        self.task_tombstones = Tombstones()
+        self.queue_tombstones = Tombstones()
         self.counter = itertools.count(1)
         self.task_tombstone_window = 3600.0
         self.on_change: Callable[[], None] | None = None
@@ -254,32 +256,23 @@ class ServiceState:
         if self.on_change is not None:
             self.on_change()
 
-    def recently(self, tombstones: dict[int, float], name: str) -> bool:
-        """Whether ``name`` was used within its tombstone window (forgetting it once the window ends)."""
-        key = tombstone_key(name)
-        expiry = tombstones.get(key)
-        if expiry is None:
-            return False
-        if expiry > self.now():
-            return True
-        del tombstones[key]
-        return False
+    def recently(self, tombstones: Tombstones, name: str) -> bool:
+        """Whether ``name`` was used within its tombstone window (forgetting the expired ones first)."""
+        now = self.now()
+        tombstones.forget_expired(now)
+        expiry = tombstones.expiry(tombstone_key(name))
+        return expiry is not None and expiry > now
 
-    def bury(self, tombstones: dict[int, float], name: str, window: float) -> float:
+    def bury(self, tombstones: Tombstones, name: str, window: float) -> float:
         """Keep ``name`` taken for ``window`` seconds; returns when it is free again.
 
-        Each kind of tombstone has one window, so the dict's order is expiry order: the expired ones are
-        dropped from its front as new ones come, and what is kept grows with the names used in the last
-        window, not with all names ever used."""
+        Each kind of tombstone has one window, so the order they are buried in is expiry order: the
+        expired ones are dropped from its front as new ones come, and what is kept grows with the names
+        used in the last window, not with all names ever used."""
         now = self.now()
-        key = tombstone_key(name)
-        tombstones.pop(key, None)  # re-buried: moves to the back, keeping the order by expiry
-        expiry = tombstones[key] = now + window
-        while tombstones:
-            oldest = next(iter(tombstones))
-            if tombstones[oldest] > now:
-                break
-            del tombstones[oldest]
+        tombstones.forget_expired(now)
+        expiry = now + window
+        tombstones.add(tombstone_key(name), expiry)
         return expiry
 
     def delete_task(self, record: TaskRecord) -> None:
