@@ -30,7 +30,7 @@ class Tombstones(Mapping[int, float]):
     place in the table with the new expiry; its earlier place in the order is skipped when reached.
     """
 
-    __slots__ = ("_count", "_exps", "_fifo_exps", "_fifo_keys", "_head", "_keys", "_level", "_split")
+    __slots__ = ("_count", "_exps", "_fifo_exps", "_fifo_keys", "_head", "_keys", "_level", "_most", "_split")
 
     def __init__(self) -> None:
         self.clear()
@@ -42,6 +42,7 @@ class Tombstones(Mapping[int, float]):
         self._level = _FIRST_BUCKETS  # buckets below _split are split: they use one more bit of the key
         self._split = 0
         self._count = 0
+        self._most = _FIRST_BUCKETS * _PER_BUCKET  # more than this: one more bucket
         self._fifo_keys: array[int] = array("q")
         self._fifo_exps: array[float] = array("d")
         self._head = 0  # the FIFO's live part starts here; compacted once it is the smaller half
@@ -89,15 +90,18 @@ class Tombstones(Mapping[int, float]):
 
     def add(self, key: int, expiry: float) -> None:
         """Keep ``key`` until ``expiry`` (a later expiry than every key added before it)."""
-        index = self._bucket(key)
-        keys, exps = self._keys[index], self._exps[index]
+        level = self._level  # self._bucket(key), inline: this runs for every finished task
+        index = key & (level - 1)
+        if index < self._split:
+            index = key & (2 * level - 1)
+        keys = self._keys[index]
         if key in keys:
-            exps[keys.index(key)] = expiry
+            self._exps[index][keys.index(key)] = expiry
         else:
             keys.append(key)
-            exps.append(expiry)
+            self._exps[index].append(expiry)
             self._count += 1
-            if self._count > len(self._keys) * _PER_BUCKET:
+            if self._count > self._most:
                 self._grow()
         self._fifo_keys.append(key)
         self._fifo_exps.append(expiry)
@@ -132,7 +136,7 @@ class Tombstones(Mapping[int, float]):
         del keys[last]
         del exps[last]
         self._count -= 1
-        if self._count * 4 < len(self._keys) * _PER_BUCKET and len(self._keys) > _FIRST_BUCKETS:
+        if self._count * 4 < self._most and len(self._keys) > _FIRST_BUCKETS:
             self._shrink()
 
     # Linear hashing: one bucket split or merged at a time.
@@ -156,6 +160,7 @@ class Tombstones(Mapping[int, float]):
         if self._split == self._level:
             self._level *= 2
             self._split = 0
+        self._most = len(self._keys) * _PER_BUCKET
 
     def _shrink(self) -> None:
         """Merge the last bucket back into the one it was split from (the reverse of :meth:`_grow`)."""
@@ -163,5 +168,6 @@ class Tombstones(Mapping[int, float]):
             self._level //= 2
             self._split = self._level
         self._split -= 1
+        self._most = (len(self._keys) - 1) * _PER_BUCKET
         self._keys[self._split].extend(self._keys.pop())
         self._exps[self._split].extend(self._exps.pop())
