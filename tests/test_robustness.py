@@ -4,7 +4,7 @@ worker answer never stops delivery, and what is kept stays bounded."""
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -328,6 +328,32 @@ def test_list_tasks_pages_resume_correctly_across_deletions() -> None:
         queue.delete_task(name)  # enough deletions to compact the creation-order index
     kept = [n for i, n in enumerate(names) if i % 3]
     assert [t.id for t in queue.list_tasks(page_size=7)] == kept
+
+
+def test_a_removed_tasks_record_is_let_go() -> None:
+    """The creation-order index and the due-time heap keep no more removed tasks than live ones: a
+    record holds the task's whole protobuf, and a long-running emulator finishes millions of them."""
+    fake = FakeTransport()
+    queue = fake.client().queue("q")
+    queue.create()
+    queue.pause()
+    record = fake.engine.state.queues[queue.name]
+    later = datetime.now(timezone.utc) + timedelta(days=20)  # due long after they are deleted
+    ids = [queue.create_task("https://w.test/", task_id=f"t{n}", at=later).id for n in range(500)]
+    for n, task_id in enumerate(ids[:-1]):
+        queue.delete_task(task_id)
+        live = len(ids) - n - 1
+        assert len(record.order) <= 2 * live
+        assert len(record.heap) <= 2 * live + 64
+    assert [t.id for t in queue.list_tasks(page_size=1)] == [ids[-1]]
+    queue.delete_task(ids[-1])
+    assert record.order == [] and len(record.heap) <= 64
+    queue.resume()
+    fake.deliver_to(lambda attempt: 200)
+    for n in range(300):  # one at a time: each finishes before the next is made
+        queue.create_task("https://w.test/", task_id=f"run{n}")
+        fake.run_until_idle()
+    assert record.tasks == {} and record.order == [] and len(record.heap) <= 64
 
 
 def test_emulator_attempts_are_a_bounded_ring(local_server: Any, project: str) -> None:

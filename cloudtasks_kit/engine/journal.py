@@ -137,7 +137,7 @@ def restore(
     for stone in sorted(tombstones, key=lambda stone: stone.expiry):
         if stone.expiry > now:
             target = state.task_tombstones if stone.kind == "task" else state.queue_tombstones
-            target[tombstone_key(stone.name)] = stone.expiry
+            target.add(tombstone_key(stone.name), stone.expiry)
     for queue in state.queues.values():
         state.changed(queue)
     for record in forced:  # RunTask'd and never finished: it goes again, whatever its queue's state

@@ -14,6 +14,7 @@ from google.cloud import tasks_v2
 from .._convert import set_seconds, to_seconds
 from .journal import NO_JOURNAL, Journal
 from .scheduling import TokenBucket, burst_size_for
+from .tombstones import Tombstones
 
 PB_QUEUE = tasks_v2.Queue.pb()
 PB_TASK = tasks_v2.Task.pb()
@@ -76,8 +77,8 @@ class QueueRecord:
     """A queue in the engine: its protobuf, its tasks, and its dispatch state.
 
     ``tasks`` finds a task by id; ``order`` lists them in creation order (ascending ``seq``) so that a
-    ListTasks page resumes where the last one stopped without walking the queue from its start. Deleted
-    tasks stay in ``order`` (not alive) until they are half of it, then it is compacted.
+    ListTasks page resumes where the last one stopped without walking the queue from its start. Removed
+    tasks stay in ``order`` (not alive) until they are more than half of it, then it is compacted.
     """
 
     __slots__ = (
@@ -115,9 +116,20 @@ class QueueRecord:
     def remove(self, record: TaskRecord) -> None:
         del self.tasks[record.id]
         self.dead += 1
-        if self.dead > 32 and self.dead * 2 > len(self.order):  # amortised O(1); bounded per queue
-            self.order = [r for r in self.order if r.alive]
+        # Compacted as soon as the removed outnumber the live: still amortised O(1) (a compaction walks at
+        # most twice the removals since the last one), and the records kept for a removed task (each with
+        # its protobuf, about 2 KB) never outnumber the live ones. A queue that empties keeps none.
+        order = self.order
+        if self.dead * 2 > len(order):
+            self.order = [r for r in order if r.alive] if self.tasks else []
             self.dead = 0
+        # The heap lets go of entries only as they reach its top: a task deleted long before its time, or
+        # run early with RunTask, leaves one behind. Rebuilt once those outnumber the live tasks (each live
+        # task has at most one entry that counts), so they stay bounded by the tasks there are.
+        heap = self.heap
+        if len(heap) > 2 * len(self.tasks) + 64:
+            self.heap = [e for e in heap if e[2].alive and e[2].version == e[1] and not e[2].in_flight]
+            heapq.heapify(self.heap)
 
     def clear(self) -> None:
         self.tasks.clear()
@@ -206,8 +218,9 @@ _DURATIONS = frozenset({"max_retry_duration", "min_backoff", "max_backoff"})
 
 def tombstone_key(name: str) -> int:
     """What a tombstone keeps of a name: its 64-bit hash. An hour of names at thousands a second is
-    hundreds of thousands of tombstones; an int keeps each a third the size of the full name, and two
-    names colliding (about one in 10**13 at a million tombstones) would only refuse one create."""
+    hundreds of thousands of tombstones; an int keeps each small (see
+    :class:`~cloudtasks_kit.engine.tombstones.Tombstones`), and two names colliding (about one in 10**13
+    at a million tombstones) would only refuse one create."""
     return hash(name)
 
 
@@ -225,8 +238,8 @@ class ServiceState:
     def __init__(self, now: Callable[[], float]) -> None:
         self.now = now
         self.queues: dict[str, QueueRecord] = {}
-        self.task_tombstones: dict[int, float] = {}
-        self.queue_tombstones: dict[int, float] = {}
+        self.task_tombstones = Tombstones()
+        self.queue_tombstones = Tombstones()
         self.counter = itertools.count(1)
         self.task_tombstone_window = 3600.0
         self.on_change: Callable[[], None] | None = None
@@ -243,32 +256,23 @@ class ServiceState:
         if self.on_change is not None:
             self.on_change()
 
-    def recently(self, tombstones: dict[int, float], name: str) -> bool:
-        """Whether ``name`` was used within its tombstone window (forgetting it once the window ends)."""
-        key = tombstone_key(name)
-        expiry = tombstones.get(key)
-        if expiry is None:
-            return False
-        if expiry > self.now():
-            return True
-        del tombstones[key]
-        return False
+    def recently(self, tombstones: Tombstones, name: str) -> bool:
+        """Whether ``name`` was used within its tombstone window (forgetting the expired ones first)."""
+        now = self.now()
+        tombstones.forget_expired(now)
+        expiry = tombstones.expiry(tombstone_key(name))
+        return expiry is not None and expiry > now
 
-    def bury(self, tombstones: dict[int, float], name: str, window: float) -> float:
+    def bury(self, tombstones: Tombstones, name: str, window: float) -> float:
         """Keep ``name`` taken for ``window`` seconds; returns when it is free again.
 
-        Each kind of tombstone has one window, so the dict's order is expiry order: the expired ones are
-        dropped from its front as new ones come, and what is kept grows with the names used in the last
-        window, not with all names ever used."""
+        Each kind of tombstone has one window, so the order they are buried in is expiry order: the
+        expired ones are dropped from its front as new ones come, and what is kept grows with the names
+        used in the last window, not with all names ever used."""
         now = self.now()
-        key = tombstone_key(name)
-        tombstones.pop(key, None)  # re-buried: moves to the back, keeping the order by expiry
-        expiry = tombstones[key] = now + window
-        while tombstones:
-            oldest = next(iter(tombstones))
-            if tombstones[oldest] > now:
-                break
-            del tombstones[oldest]
+        tombstones.forget_expired(now)
+        expiry = now + window
+        tombstones.add(tombstone_key(name), expiry)
         return expiry
 
     def delete_task(self, record: TaskRecord) -> None:
