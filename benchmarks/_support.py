@@ -17,6 +17,13 @@ from typing import Any
 @contextmanager
 def emulator_process() -> Iterator[tuple[str, str]]:
     """``cloudtasks-kit emulator`` as a subprocess on free ports; yields (gRPC address, REST address)."""
+    with emulator_subprocess() as (_, grpc_address, rest_address):
+        yield grpc_address, rest_address
+
+
+@contextmanager
+def emulator_subprocess() -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    """The same, yielding the process too (for its pid): (process, gRPC address, REST address)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "cloudtasks_kit.emulator", "--port", "0", "--rest-port", "0", "--quiet"],
         stdout=subprocess.PIPE,
@@ -30,7 +37,7 @@ def emulator_process() -> Iterator[tuple[str, str]]:
         rest_address = line.split("REST http://", 1)[1].split(" ", 1)[0]
         # Keep reading what it prints: a full pipe would block the emulator on its next log line.
         threading.Thread(target=process.stdout.read, daemon=True).start()
-        yield grpc_address, rest_address
+        yield process, grpc_address, rest_address
     finally:
         process.terminate()
         process.wait(timeout=10)

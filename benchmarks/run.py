@@ -28,6 +28,7 @@ import bench_fake
 import bench_floor
 import bench_import
 import bench_scale
+import bench_stack
 import bench_tracing
 
 SUITES = {
@@ -41,6 +42,7 @@ SUITES = {
     "durability": bench_durability,
     "dashboard": bench_dashboard,
     "tracing": bench_tracing,
+    "stack": bench_stack,
 }
 
 
