@@ -294,3 +294,28 @@ def test_an_engine_with_other_limits_checks_again() -> None:
     queue.create()
     with pytest.raises(kit.InvalidArgument, match="exceeds the limit of 2000 bytes"):
         queue.create_task("https://w.test/run", body=b"x" * 5000)
+
+
+def test_the_driver_is_woken_only_when_something_may_be_due_sooner() -> None:
+    # Every create used to wake the emulator's delivery loop; a wake costs a loop turn per call.
+    fake = FakeTransport()
+    woken: list[int] = []
+    fake.engine.on_change = lambda: woken.append(1)
+    queue = fake.client().queue("q")
+    queue.create()
+    queue.pause()
+    queue.create_task("https://w.test/run")
+    assert woken == []  # paused: nothing can be due
+    queue.resume()
+    assert len(woken) == 1  # the resumed queue has a task due now
+    queue.create_task("https://w.test/run", delay=timedelta(hours=1))
+    assert len(woken) == 1  # behind a task due sooner: the wake-up already planned stands
+    later = fake.client().queue("later")
+    later.create()
+    later.create_task("https://w.test/run", delay=timedelta(hours=2))
+    assert len(woken) == 2  # a new earliest moment for its queue
+    later.create_task("https://w.test/run", delay=timedelta(hours=1))
+    assert len(woken) == 3  # sooner than that queue's planned wake-up
+    fake.deliver_to(lambda attempt: 200)
+    fake.run_until_idle()  # and every task is still delivered
+    assert len(fake.attempts) == 4

@@ -58,17 +58,24 @@ class Scheduler:
         """RunTask'd tasks restored from a store, to start at the next :meth:`take_due`."""
         state.wake = self.wake
 
-    def wake(self, queue: QueueRecord) -> None:
-        """Note that ``queue``'s next due moment may have moved earlier (a task added, a resume...)."""
+    def wake(self, queue: QueueRecord) -> bool:
+        """Note that ``queue``'s next due moment may have moved earlier (a task added, a resume...).
+
+        True if it did: the queue has a new, earlier wake-up entry (a driver asleep until the one before
+        must look again). Every entry is pushed here, so a driver that was told of each True and slept
+        until :meth:`next_due` never oversleeps.
+        """
         if queue.pb.state != RUNNING or queue.in_flight >= queue.pb.rate_limits.max_concurrent_dispatches:
-            return  # a resume or a finished attempt wakes it again
+            return False  # a resume or a finished attempt wakes it again
         record = queue.top()
         if record is None:
-            return
+            return False
         when = max(record.eta, queue.hold_until, queue.bucket.next_token_at(self.clock.now()))
         if queue.wake_at is None or when < queue.wake_at:
             queue.wake_at = when
             heapq.heappush(self._wakeups, (when, next(self._tie), queue))
+            return True
+        return False
 
     def _next_wakeup(self) -> tuple[float, QueueRecord] | None:
         """The earliest entry that still counts, dropping the stale ones above it."""

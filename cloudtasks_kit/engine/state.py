@@ -224,8 +224,8 @@ def tombstone_key(name: str) -> int:
     return hash(name)
 
 
-def _no_wake(queue: QueueRecord) -> None:
-    return None
+def _no_wake(queue: QueueRecord) -> bool:
+    return True  # no scheduler to ask: anything may have become due
 
 
 class ServiceState:
@@ -244,16 +244,19 @@ class ServiceState:
         self.task_tombstone_window = 3600.0
         self.on_change: Callable[[], None] | None = None
         """Called when something may have become due sooner (a new task, a resumed queue)."""
-        self.wake: Callable[[QueueRecord], None] = _no_wake
-        """Called with a queue whose next due moment may have moved (the scheduler's hook)."""
+        self.wake: Callable[[QueueRecord], bool] = _no_wake
+        """Called with a queue whose next due moment may have moved (the scheduler's hook); True if it
+        moved earlier."""
         self.journal: Journal = NO_JOURNAL
         """Hears every change, for a store to keep (see :mod:`cloudtasks_kit.engine.journal`)."""
 
     def changed(self, queue: QueueRecord | None = None) -> None:
-        """Something changed that may make a task due sooner: in ``queue``, or in the RunTask line."""
-        if queue is not None:
-            self.wake(queue)
-        if self.on_change is not None:
+        """Something changed that may make a task due sooner: in ``queue``, or in the RunTask line.
+
+        The driver hears of it (``on_change``) only if the queue's next due moment moved earlier: a task
+        added to a paused queue, or behind one already due sooner, wakes nobody.
+        """
+        if (queue is None or self.wake(queue)) and self.on_change is not None:
             self.on_change()
 
     def recently(self, tombstones: Tombstones, name: str) -> bool:
