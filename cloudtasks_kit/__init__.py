@@ -4,6 +4,8 @@
 >>> tasks = CloudTasks(project="my-project", location="us-central1")  # doctest: +SKIP
 >>> emails = tasks.queue("emails")  # doctest: +SKIP
 >>> emails.create_task("https://worker.example.com/send", json={"to": "a@b.c"})  # doctest: +SKIP
+
+PYTEST_DONT_REWRITE: pytest imports this for its plugin; there are no asserts to rewrite.
 """
 
 import importlib

@@ -2,6 +2,8 @@
 
 Names load on first use, so the pytest plugin (which lives in this package) costs nothing until a test
 asks for a fixture.
+
+PYTEST_DONT_REWRITE: pytest imports this for its plugin; there are no asserts to rewrite.
 """
 
 import importlib

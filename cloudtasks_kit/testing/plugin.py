@@ -4,6 +4,8 @@ Fixtures:
     cloudtasks_fake: a :class:`~cloudtasks_kit.transports.fake.FakeTransport`, strict like the service.
     cloudtasks_client: a :class:`~cloudtasks_kit.CloudTasks` on that fake (project ``test-project``,
         location ``us-central1``).
+
+PYTEST_DONT_REWRITE: pytest imports this for its plugin; there are no asserts to rewrite.
 """
 
 from __future__ import annotations
