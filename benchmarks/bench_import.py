@@ -3,6 +3,7 @@ each in fresh interpreters, median of several runs."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -15,10 +16,18 @@ SNIPPETS = {
 }
 
 
+# As an installed package is imported: from its bytecode. pip compiles the official client's at install
+# time; an editable install of the kit has none until a first import writes it, which
+# PYTHONDONTWRITEBYTECODE (set on some machines) forbids, so every run would compile the kit from source.
+_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
 def _time(snippet: str) -> float:
     code = f"import time; t = time.perf_counter(); {snippet}; print(time.perf_counter() - t)"
     return float(
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_ENV
+        ).stdout
     )
 
 
@@ -69,6 +78,7 @@ def _pytest_startup(runs: int) -> dict[str, Any]:
                 [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options, folder],
                 capture_output=True,
                 check=True,
+                env=_ENV,
             )
             return time.perf_counter() - started
 
