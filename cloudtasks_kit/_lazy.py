@@ -21,27 +21,40 @@ from typing import Any
 _LOCK = threading.RLock()
 
 
-class _Deferred(types.ModuleType):
-    """A module not run yet: the first lookup of a name it lacks runs it."""
+# What the import system reads of a module in sys.modules; anything else runs the module first.
+_IMPORT_PROBES = frozenset(
+    {"__class__", "__dict__", "__spec__", "__name__", "__loader__", "__package__", "__path__", "__file__"}
+)
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):  # the import system's probes (__path__, ...) run nothing
-            raise AttributeError(name)
-        with _LOCK:
-            state = self.__dict__
-            # While it runs, a lookup from inside the run (a circular import) sees the module as far
-            # as it got, as a plain import would; other threads wait on the lock.
-            if type(self) is _Deferred and not state.get("_kit_running"):
-                state["_kit_running"] = True
-                try:
-                    spec = self.__spec__
-                    assert spec is not None
-                    assert spec.loader is not None
-                    spec.loader.exec_module(self)
-                    object.__setattr__(self, "__class__", types.ModuleType)  # a plain module from now on
-                finally:
-                    del state["_kit_running"]
+
+class _Deferred(types.ModuleType):
+    """A module not run yet: any lookup but the import system's runs it (names, ``__doc__``, ``dir()``)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name not in _IMPORT_PROBES:
+            _run(self)
         return types.ModuleType.__getattribute__(self, name)
+
+    def __dir__(self) -> list[str]:
+        _run(self)
+        return list(types.ModuleType.__getattribute__(self, "__dict__"))
+
+
+def _run(deferred: types.ModuleType) -> None:
+    with _LOCK:
+        state = deferred.__dict__
+        # While it runs, a lookup from inside the run (a circular import) sees the module as far as it
+        # got, as a plain import would; other threads wait on the lock.
+        if type(deferred) is _Deferred and not state.get("_kit_running"):
+            state["_kit_running"] = True
+            try:
+                spec = deferred.__spec__
+                assert spec is not None
+                assert spec.loader is not None
+                spec.loader.exec_module(deferred)
+                object.__setattr__(deferred, "__class__", types.ModuleType)  # a plain module from now on
+            finally:
+                del state["_kit_running"]
 
 
 def module(name: str) -> types.ModuleType:

@@ -97,3 +97,13 @@ print("ok")
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stdout + result.stderr
+
+
+def test_a_deferred_module_shows_its_names_and_docstring() -> None:
+    # dir(), help() and __doc__ read the whole module, as they would after a plain import.
+    code = (
+        "import sys; import cloudtasks_kit.client; tasks = sys.modules['cloudtasks_kit.tasks']; "
+        "print(type(tasks).__name__, 'TaskSpec' in dir(tasks), bool(tasks.__doc__), type(tasks).__name__)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["_Deferred", "True", "True", "module"], result.stdout + result.stderr
