@@ -435,12 +435,17 @@ def check_task_message(
     _check_method_and_rest(task, now=now, limits=limits)
 
 
-def check_built_task(task: Any, *, now: float, limits: Limits = DEFAULT_LIMITS) -> None:
+def check_built_task(
+    task: Any, *, now: float, limits: Limits = DEFAULT_LIMITS, header_bytes: int | None = None
+) -> None:
     """What :func:`check_task_message` checks beyond a ``TaskSpec``'s own validation (URL, header names
     and values): method and body, the headers' total against ``limits``, schedule window, deadline,
-    retry config and size. The builders run this alone."""
-    headers = task.http_request.headers
-    _check_header_total(sum(len(name) + len(value) for name, value in headers.items()), limits)
+    retry config and size. The builders run this alone, giving ``header_bytes`` (the total of the
+    headers they put in) so that the message's headers need not be read back."""
+    if header_bytes is None:
+        headers = task.http_request.headers
+        header_bytes = sum(len(name) + len(value) for name, value in headers.items())
+    _check_header_total(header_bytes, limits)
     _check_method_and_rest(task, now=now, limits=limits)
 
 

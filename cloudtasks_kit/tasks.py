@@ -138,8 +138,9 @@ class TaskContent(KitModel):
         json_value = self.json_ if "json_" in self.model_fields_set else NO_JSON
         return encode_body(self.headers, body=self.body, text=self.text, json=json_value)
 
-    def _fill(self, msg: Any, request: Any, *, queue_name: str, now: float) -> None:
-        """Fill what every target shares into a raw ``Task`` (``msg``) and its target request."""
+    def _fill(self, msg: Any, request: Any, *, queue_name: str, now: float) -> int:
+        """Fill what every target shares into a raw ``Task`` (``msg``) and its target request; returns
+        the total size of the headers put in (names and values)."""
         task_id = self.resolved_task_id
         if task_id is not None:
             msg.name = task_path(queue_name, task_id)
@@ -156,6 +157,7 @@ class TaskContent(KitModel):
             set_timedelta(msg.dispatch_deadline, self.deadline)
         if self.retry is not None:
             msg.retry_config.CopyFrom(self.retry.to_pb())
+        return sum(len(name) + len(value) for name, value in headers.items())
 
 
 class TaskSpec(TaskContent):
@@ -274,12 +276,13 @@ def build_task(
     msg = _PB_TASK() if into is None else into
     request = msg.http_request
     request.url = spec.url
-    spec._fill(msg, request, queue_name=queue_name, now=now)
+    header_bytes = spec._fill(msg, request, queue_name=queue_name, now=now)
     if spec.oidc is not None:
         spec.oidc.fill(request.oidc_token)
     elif spec.oauth is not None:
         spec.oauth.fill(request.oauth_token)
-    rules.check_built_task(msg, now=now, limits=limits)  # the spec checked its URL and headers
+    # The spec checked its URL and headers.
+    rules.check_built_task(msg, now=now, limits=limits, header_bytes=header_bytes)
     return msg
 
 
