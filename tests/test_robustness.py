@@ -371,3 +371,37 @@ def test_emulator_attempts_are_a_bounded_ring(local_server: Any, project: str) -
         )
         client.close()
     local_server.handlers.pop(project, None)
+
+
+def test_a_broken_task_is_logged_once_and_the_memory_of_it_is_bounded(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cloudtasks_kit.engine import attempts, scheduler
+
+    def broken(task: Any, queue: Any, **kwargs: Any) -> dict[str, str]:
+        raise KeyError(99)
+
+    monkeypatch.setattr(attempts, "build_headers", broken)
+
+    def run(tasks: int) -> tuple[FakeTransport, int, list[str]]:
+        fake = FakeTransport()
+        queue = fake.client().queue("poisoned")
+        queue.create(retry=kit.RetryConfig(max_attempts=2))
+        for n in range(tasks):
+            queue.create_task("https://w.test/p", task_id=f"poison{n}")
+        fake.deliver_to(lambda attempt: 200)
+        caplog.clear()
+        with caplog.at_level("ERROR", logger="cloudtasks_kit.engine"):
+            attempted = len(fake.run_until_idle())
+        return (
+            fake,
+            attempted,
+            [r.getMessage() for r in caplog.records if "could not start" in r.getMessage()],
+        )
+
+    fake, attempted, logged = run(5)
+    assert attempted == 10  # two failed attempts each, as the retry config says
+    assert len(logged) == 5  # once per task, not once per attempt
+    monkeypatch.setattr(scheduler, "_MAX_FAILED_NAMES", 3)
+    fake, _, _ = run(5)
+    assert len(fake.engine.scheduler._failed_names) == 3  # an emulator left running forgets the oldest

@@ -27,6 +27,7 @@ __all__ = ["Scheduler"]
 
 _LAST_TIMESTAMP = 253_402_300_799.0  # 9999-12-31T23:59:59Z
 log = logging.getLogger("cloudtasks_kit.engine")
+_MAX_FAILED_NAMES = 10_000
 
 
 class Scheduler:
@@ -51,7 +52,8 @@ class Scheduler:
         # work per call does not grow with the number of queues that have nothing due.
         self._wakeups: list[tuple[float, int, QueueRecord]] = []
         self._tie = itertools.count()
-        self._failed_names: set[str] = set()  # tasks whose start failed, logged once each
+        # Tasks whose start failed, logged once each; the oldest forgotten past a bound (all-day runs).
+        self._failed_names: dict[str, None] = {}
         self._started: collections.deque[AttemptRequest] = collections.deque()
         """Attempts RunTask started, waiting for a driver to send them."""
         self._rerun: collections.deque[TaskRecord] = collections.deque()
@@ -199,7 +201,9 @@ class Scheduler:
         )
         into.append(attempt)
         if isinstance(request, Exception) and task.name not in self._failed_names:
-            self._failed_names.add(task.name)
+            self._failed_names[task.name] = None
+            if len(self._failed_names) > _MAX_FAILED_NAMES:  # one forgotten may be logged again, once
+                del self._failed_names[next(iter(self._failed_names))]
             log.error(
                 "could not start an attempt of task %s (queue %s)", task.name, queue.name, exc_info=request
             )
