@@ -53,6 +53,8 @@ class Faults:
         """How many faults each method got, lost ones included."""
         self.lost: Counter[str] = Counter()
         """How many of those took effect before failing."""
+        self.planned = False
+        """Whether any fault was planned since the last :meth:`clear` (the engine's fast path when not)."""
 
     def fail(
         self,
@@ -68,6 +70,7 @@ class Faults:
         with self._lock:
             for name in _names(method):
                 self._queued.setdefault(name, deque()).extend([fault] * times)
+            self.planned = True
 
     def fail_randomly(
         self,
@@ -85,12 +88,14 @@ class Faults:
         with self._lock:
             for name in _names(method):
                 self._random[name] = (rate, tuple(codes), lost_fraction, random.Random(seed))
+            self.planned = True
 
     def clear(self) -> None:
         """No more faults (the counters stay)."""
         with self._lock:
             self._queued.clear()
             self._random.clear()
+            self.planned = False
 
     def around(self, method: str, call: Callable[..., T], *args: Any) -> T:
         """Make one call of ``method``, ``call(*args)``, with its fault, if any: failing before it runs,
