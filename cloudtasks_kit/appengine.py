@@ -66,12 +66,8 @@ class AppEngineTask(TaskContent):
     @pydantic.model_validator(mode="after")
     def _check(self) -> AppEngineTask:
         rules.check_relative_uri(self.relative_uri)
-        given = self._given_bodies()
-        if len(given) > 1:
-            raise ValidationError(
-                " and ".join(given), "both given", "are exclusive: give the body as bytes, text or json"
-            )
-        if given and self.method not in rules.APP_ENGINE_BODY_METHODS:
+        self._check_one_body()
+        if self._given_bodies() and self.method not in rules.APP_ENGINE_BODY_METHODS:
             raise ValidationError(
                 "method", self.method, "cannot carry a body on an App Engine task; only POST and PUT can"
             )
