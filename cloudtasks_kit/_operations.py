@@ -82,7 +82,6 @@ def create_request(
         )
     else:
         tasks.build_task(spec, queue_name=queue_name, now=now, limits=limits, into=request.task)
-    rules.vouch(request, limits)  # the fake's engine need not check it again: validated once
     return request
 
 
@@ -151,6 +150,7 @@ def plan_create(
     finds the id taken compares the task's ``create_time`` with it.
     """
     request = create_request(queue_name, spec, now=now, limits=limits)
+    rules.vouch(request, limits)  # the fake's engine need not check it again: validated once
     trace = tracing.for_create(queue_name, request, limits)  # None unless OpenTelemetry is on
     return Plan(
         policy, bool(request.task.name), lambda retried: create_attempt(request, retried, now, limits), trace
