@@ -139,3 +139,132 @@ class CountingHandler(AiohttpServer):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(self.arrivals)} of {count} deliveries")
             time.sleep(0.01)
+
+
+# A gRPC server that only answers CreateTask: a floor for the emulator. ``argv[1]`` is a JSON spec:
+# {"kind": "aio"} (grpc.aio, as the emulator) or {"kind": "sync", "workers": N} (a thread pool), with
+# "options", "no_compression", "uvloop", "loop" ("hop" or "lock") and "port" to vary it. It prints its port.
+TRIVIAL_SERVER = """
+import asyncio, json, sys
+from concurrent import futures
+import grpc
+from google.cloud import tasks_v2
+
+Task, Request = tasks_v2.Task.pb(), tasks_v2.CreateTaskRequest.pb()
+spec = json.loads(sys.argv[1])
+options = [tuple(option) for option in spec.get("options", [])]
+compression = grpc.Compression.NoCompression if spec.get("no_compression") else None
+
+
+def answer(request):
+    return Task(name=request.parent + "/tasks/1")
+
+
+def handlers(create_task):
+    handler = grpc.unary_unary_rpc_method_handler(
+        create_task, request_deserializer=Request.FromString, response_serializer=Task.SerializeToString
+    )
+    return [grpc.method_handlers_generic_handler("google.cloud.tasks.v2.CloudTasks", {"CreateTask": handler})]
+
+
+def on_loop(loop):
+    # The handler thread hands the call to an asyncio loop in another thread and waits for its answer:
+    # what a sync server in front of the emulator's loop (which owns the engine) would have to do.
+    def create_task(request, context):
+        done = futures.Future()
+        loop.call_soon_threadsafe(lambda: done.set_result(answer(request)))
+        return done.result()
+
+    return create_task
+
+
+def locked(loop):
+    # The other way: the handler thread runs the engine itself, under a lock the loop's users take too,
+    # and wakes the loop's delivery driver (the engine's on_change) across threads.
+    import threading
+    lock, wake = threading.Lock(), asyncio.Event()
+
+    def create_task(request, context):
+        with lock:
+            response = answer(request)
+        loop.call_soon_threadsafe(wake.set)
+        return response
+
+    return create_task
+
+
+if spec["kind"] == "sync":
+    create_task = lambda request, context: answer(request)
+    if spec.get("loop"):
+        import threading
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, daemon=True).start()
+        create_task = {"hop": on_loop, "lock": locked}[spec["loop"]](loop)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(spec["workers"]),
+        handlers=handlers(create_task),
+        options=options,
+        compression=compression,
+    )
+    port = server.add_insecure_port(f"127.0.0.1:{spec.get('port', 0)}")
+    server.start()
+    print(port, flush=True)
+    server.wait_for_termination()
+else:
+    async def create_task(request, context):
+        return answer(request)
+
+    if spec.get("uvloop"):
+        import uvloop
+        uvloop.install()
+
+    async def main():
+        server = grpc.aio.server(options=options, compression=compression)
+        server.add_generic_rpc_handlers(handlers(create_task))
+        port = server.add_insecure_port(f"127.0.0.1:{spec.get('port', 0)}")
+        await server.start()
+        print(port, flush=True)
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+"""
+
+
+async def saturate(
+    address: str, parent: str, calls: int, *, channels: int = 1, in_flight: int = 64, warm_up: int = 500
+) -> float:
+    """Creates per second with ``in_flight`` concurrent calls of the official async client, spread over
+    ``channels`` channels (each its own connection: a local subchannel pool), after ``warm_up`` calls."""
+    import grpc
+    from google.cloud import tasks_v2
+    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcAsyncIOTransport
+
+    options = [("grpc.use_local_subchannel_pool", 1)] if channels > 1 else []
+    opened = [grpc.aio.insecure_channel(address, options=options) for _ in range(channels)]
+    clients = [
+        tasks_v2.CloudTasksAsyncClient(transport=CloudTasksGrpcAsyncIOTransport(channel=channel))
+        for channel in opened
+    ]
+    request = tasks_v2.CreateTaskRequest(
+        parent=parent, task={"http_request": {"url": "https://worker.example.com/run"}}
+    )
+    left = 0
+
+    async def worker(client: Any) -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await client.create_task(request=request)
+
+    async def burst(count: int) -> float:
+        nonlocal left
+        left = count
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(clients[n % channels]) for n in range(in_flight)))
+        return time.perf_counter() - started
+
+    await burst(warm_up)  # connections up, code paths hot
+    elapsed = await burst(calls)
+    for channel in opened:
+        await channel.close()
+    return calls / elapsed

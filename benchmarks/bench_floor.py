@@ -9,75 +9,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
 from typing import Any
 
-from _support import CountingHandler, emulator_process
-
-_TRIVIAL_SERVER = """
-import asyncio, sys
-import grpc
-from google.cloud import tasks_v2
-
-Task, Request = tasks_v2.Task.pb(), tasks_v2.CreateTaskRequest.pb()
-
-async def create_task(request, context):
-    return Task(name=request.parent + "/tasks/1")
-
-async def main():
-    server = grpc.aio.server()
-    handler = grpc.unary_unary_rpc_method_handler(
-        create_task, request_deserializer=Request.FromString, response_serializer=Task.SerializeToString
-    )
-    server.add_generic_rpc_handlers(
-        [grpc.method_handlers_generic_handler("google.cloud.tasks.v2.CloudTasks", {"CreateTask": handler})]
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    print(port, flush=True)
-    await server.wait_for_termination()
-
-asyncio.run(main())
-"""
-
-URL = "https://worker.example.com/run"
-
-
-async def _saturate(address: str, parent: str, calls: int, in_flight: int = 64) -> float:
-    """Creates per second with ``in_flight`` concurrent calls of the official async client."""
-    import grpc
-    from google.cloud import tasks_v2
-    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcAsyncIOTransport
-
-    channel = grpc.aio.insecure_channel(address)
-    client = tasks_v2.CloudTasksAsyncClient(transport=CloudTasksGrpcAsyncIOTransport(channel=channel))
-    request = tasks_v2.CreateTaskRequest(parent=parent, task={"http_request": {"url": URL}})
-    left = calls
-
-    async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            await client.create_task(request=request)
-
-    await asyncio.gather(*(worker() for _ in range(in_flight)))  # warm-up
-    left = calls
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    elapsed = time.perf_counter() - started
-    await channel.close()
-    return calls / elapsed
+from _support import TRIVIAL_SERVER, CountingHandler, emulator_process, saturate
 
 
 def _api(calls: int) -> dict[str, Any]:
     parent = "projects/bench/locations/us-central1/queues/q"
-    trivial = subprocess.Popen([sys.executable, "-c", _TRIVIAL_SERVER], stdout=subprocess.PIPE, text=True)
+    trivial = subprocess.Popen(
+        [sys.executable, "-c", TRIVIAL_SERVER, json.dumps({"kind": "aio"})], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert trivial.stdout is not None
         port = int(trivial.stdout.readline())
-        floor = asyncio.run(_saturate(f"127.0.0.1:{port}", parent, calls))
+        floor = asyncio.run(saturate(f"127.0.0.1:{port}", parent, calls, warm_up=calls))
     finally:
         trivial.terminate()
         trivial.wait(10)
@@ -89,7 +38,7 @@ def _api(calls: int) -> dict[str, Any]:
         kit.queue("q").create()
         kit.queue("q").pause()
         kit.close()
-        ours = asyncio.run(_saturate(grpc_address, parent, calls))
+        ours = asyncio.run(saturate(grpc_address, parent, calls, warm_up=calls))
     return {
         "benchmark": "emulator: CreateTask throughput, 64 in flight, vs a trivial grpc.aio server",
         "kit": f"{ours:,.0f} creates/s",
