@@ -13,8 +13,9 @@ options, with each option worth trying, and on uvloop when uvloop is importable 
 the same handler on the sync ``grpc.server`` with a thread pool of 1, 4 and 16 workers, and with 4 workers
 doing what the emulator would need from a sync server (its engine belongs to an asyncio loop): handing
 each call to a loop thread and waiting, or answering under a lock and waking the loop; two trivial
-grpc.aio processes bound to one port with SO_REUSEPORT; the emulator itself (``cloudtasks-kit emulator``,
-queue paused so delivery does not compete); and, when ``CLOUDTASKS_BENCH_GO_EMULATOR`` names a binary of
+grpc.aio processes bound to one port with SO_REUSEPORT; the emulator itself (``cloudtasks-kit emulator``:
+the sync grpc.server on 4 threads, calling its loop's engine directly while the loop is idle; queue
+paused so delivery does not compete); and, when ``CLOUDTASKS_BENCH_GO_EMULATOR`` names a binary of
 aertje/cloud-tasks-emulator, that emulator too (started as ``BINARY -host 127.0.0.1 -port PORT`` in the
 binary's directory, where it expects the ``oidc.key`` and ``oidc.cert`` of its repository, as its
 Dockerfile puts them; skipped with a line saying so otherwise).
@@ -79,7 +80,7 @@ if importlib.util.find_spec("uvloop") is not None:  # not a dependency: measured
     _TRIVIAL_SETUPS.insert(6, ("grpc.aio on uvloop", {"kind": "aio", "uvloop": True}))
 BASELINE = "grpc.aio, default options"
 PAIR = "2 grpc.aio processes, one port (SO_REUSEPORT)"
-EMULATOR = "the emulator (grpc.aio + engine)"
+EMULATOR = "the emulator (sync grpc.server + engine)"
 GO = "Go emulator (aertje/cloud-tasks-emulator)"
 
 

@@ -13,6 +13,8 @@ import dataclasses
 import logging
 import os
 import signal
+import sys
+from collections.abc import Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,6 +231,18 @@ def _routes(specs: list[str], table: tuple[tuple[str, str], ...]) -> list[Route]
     return list(chosen.values())
 
 
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run`` on the emulator's own kind of loop, whose gRPC threads reach the engine without a
+    hop while it is idle (emulator/engine_access.py); Python 3.10 has no loop factory, and hops."""
+    if sys.version_info >= (3, 11):
+        from .emulator.engine_access import new_loop
+
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            runner.run(main)
+    else:
+        asyncio.run(main)
+
+
 def run_emulator(args: argparse.Namespace) -> int:
     """Run the emulator until SIGTERM or SIGINT; returns the exit status."""
     from .cli import EXIT_FAILED, EXIT_USAGE, fail, missing_emulator_extra, taken_port
@@ -328,7 +342,7 @@ def run_emulator(args: argparse.Namespace) -> int:
         await emulator.stop_async(grace=args.grace)
 
     try:
-        asyncio.run(serve())
+        _run(serve())
     except (OSError, RuntimeError) as exc:
         # A port taken between the check and the start (a race) lands here.
         emulator.close()

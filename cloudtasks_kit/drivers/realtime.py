@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -63,7 +64,11 @@ class RealtimeDriver:
         self._stopped = False
         self.delivery_log = DeliveryLog()
         """Each attempt's line while quiet, a summary per interval when busy."""
-        engine.on_change = self._wake.set
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        with contextlib.suppress(RuntimeError):  # made on its loop (the emulator does): known before run()
+            self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        engine.on_change = self._changed
 
     @property
     def in_flight(self) -> int:
@@ -87,8 +92,16 @@ class RealtimeDriver:
         self._wake.set()
         return left
 
+    def _changed(self) -> None:
+        # The engine may change on a gRPC server thread (see emulator/engine_access.py).
+        if self._loop is None or threading.get_ident() == self._loop_thread:
+            self._wake.set()
+        else:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
     async def run(self) -> None:
         """Deliver until cancelled or drained (:meth:`drain`)."""
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         try:

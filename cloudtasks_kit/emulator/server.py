@@ -1,4 +1,7 @@
-"""The emulator: one engine behind a gRPC server, a REST server and real HTTP delivery, on one event loop.
+"""The emulator: one engine behind a gRPC server, a REST server and real HTTP delivery.
+
+The engine belongs to one event loop, which runs REST and delivery; the gRPC server's threads reach it
+as :mod:`~cloudtasks_kit.emulator.engine_access` describes.
 
 Embedded (tests, the demo)::
 
@@ -193,7 +196,10 @@ class Emulator:
     # Running on the current event loop.
 
     async def start_async(self) -> None:
-        """Start both servers and delivery on the running loop."""
+        """Start both servers and delivery on the running loop.
+
+        On a loop the emulator did not make (:meth:`start` and the command make their own), the gRPC
+        server's threads hand every call to the loop, which costs a thread switch per call."""
         from aiohttp import web
 
         from ..drivers.realtime import RealtimeDriver
@@ -225,7 +231,7 @@ class Emulator:
             # Stop accepting calls first, then let running attempts finish within the grace period:
             # an attempt cut short is not finished, so its task is simply due again at the next start.
             await runner.cleanup()
-            await grpc_server.stop(grace=min(grace, 0.5))
+            await grpc_server.stop(min(grace, 0.5))
             await driver.drain(grace)
             try:
                 await asyncio.wait_for(asyncio.shield(delivering), 5)
@@ -258,9 +264,11 @@ class Emulator:
 
     def start(self) -> Emulator:
         """Start in a background thread with its own event loop; returns once both servers listen."""
+        from .engine_access import new_loop
+
         if self._thread is not None:
             raise RuntimeError("the emulator is already running")
-        loop = asyncio.new_event_loop()
+        loop = new_loop()
         started: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def main() -> None:
