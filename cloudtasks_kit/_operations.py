@@ -85,6 +85,9 @@ def create_request(
     return request
 
 
+_wrap_create_request = calls.wrapper(tasks_v2.CreateTaskRequest)
+
+
 def create_attempt(request: Any, retried: bool, started: float, limits: rules.Limits) -> Op[Task]:
     """One attempt at a create.
 
@@ -92,7 +95,7 @@ def create_attempt(request: Any, retried: bool, started: float, limits: rules.Li
     retry (an earlier attempt's answer was lost, so it may have landed): :func:`found_taken` decides.
     """
     try:
-        response = yield from call(calls.CREATE_TASK, tasks_v2.CreateTaskRequest.wrap(request))
+        response = yield from call(calls.CREATE_TASK, _wrap_create_request(request))
     except errors.AlreadyExists as exc:
         if not retried:
             raise

@@ -380,16 +380,18 @@ class Engine:
         stored.name = task_path(queue.name, task_id)
         if stored.HasField("app_engine_http_request"):
             _normalise_app_engine(stored, queue.pb)
+        elif checked:  # a builder refused reserved headers already (strict): only the User-Agent to add
+            stored.http_request.headers["User-Agent"] = rules.USER_AGENT
         else:
-            # A builder refused reserved headers already (strict): nothing to drop in a checked task.
-            _normalise_headers(stored.http_request.headers, drop_reserved=not checked)
+            _normalise_headers(stored.http_request.headers)
         # "create_time will be truncated to the nearest second" (Task, v2 reference): whole seconds.
-        stored.create_time.seconds, stored.create_time.nanos = math.floor(now), 0
+        created = stored.create_time
+        created.seconds, created.nanos = math.floor(now), 0
         # "If schedule_time is not set or is in the past then Cloud Tasks will set it to the current time"
         # (CreateTaskRequest.task): the stored time, the answer and X-CloudTasks-TaskETA all say now.
         eta = to_seconds(stored.schedule_time) if stored.HasField("schedule_time") else now
-        eta = max(eta, now)
-        if eta == now:
+        if eta <= now:
+            eta = now
             set_seconds(stored.schedule_time, now)
         seq = next(self.state.counter)
         record = TaskRecord(stored, queue, task_id, seq, eta)
@@ -536,11 +538,10 @@ _NOT_CARRIED = frozenset(
 )
 
 
-def _normalise_headers(headers: Any, *, drop_reserved: bool = True) -> None:
+def _normalise_headers(headers: Any) -> None:
     """As the service stores them: reserved headers dropped, ``User-Agent: Google-Cloud-Tasks``."""
-    if drop_reserved:
-        for name in [name for name in headers if rules.reserved_header(name)]:
-            del headers[name]
+    for name in [name for name in headers if rules.reserved_header(name)]:
+        del headers[name]
     headers["User-Agent"] = rules.USER_AGENT
 
 
