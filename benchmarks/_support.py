@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @contextmanager
@@ -74,16 +74,27 @@ def per_call(fn: Callable[[], Any], calls: int) -> float:
     return (time.perf_counter() - started) / calls
 
 
-def interleaved(
-    a: Callable[[], Any], b: Callable[[], Any], *, calls: int, rounds: int
-) -> tuple[float, float]:
-    """Median seconds per call of ``a`` and ``b``, measured in alternating rounds so drift hits both."""
-    times_a, times_b = [], []
+class Pair(NamedTuple):
+    """Medians of two interleaved measurements, and the median of their per-round ratios ``a / b``."""
+
+    a: float
+    b: float
+    ratio: float
+
+
+def interleaved(a: Callable[[], Any], b: Callable[[], Any], *, calls: int, rounds: int) -> Pair:
+    """Median seconds per call of ``a`` and ``b``, measured in alternating rounds so drift hits both.
+
+    The ratio is the median of each round's ``a / b``: the two halves of a round run seconds apart, so a
+    slow spell of the shared machine that spans a round cancels out instead of landing on one side."""
+    times_a: list[float] = []
+    times_b: list[float] = []
     for round_number in range(rounds):
         pair = [(a, times_a), (b, times_b)]
         for fn, times in pair if round_number % 2 == 0 else reversed(pair):
             times.append(per_call(fn, calls))
-    return statistics.median(times_a), statistics.median(times_b)
+    ratios = [x / y for x, y in zip(times_a, times_b, strict=True)]
+    return Pair(statistics.median(times_a), statistics.median(times_b), statistics.median(ratios))
 
 
 class AiohttpServer:

@@ -1,7 +1,8 @@
 """The emulator against its floors, measured in the same run:
 
 - API: CreateTask throughput under saturating load (64 calls in flight from the official async client)
-  against a trivial grpc.aio server that only answers CreateTask, in the same kind of process;
+  against a trivial grpc.aio server that only answers CreateTask, in the same kind of process, both up
+  at once and measured in alternating rounds (the ratio is the median of the rounds' ratios);
 - delivery: tasks delivered to a local handler with 20 queues (limits not binding) against a plain
   aiohttp client posting the same requests with the same concurrency.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -18,34 +20,43 @@ from typing import Any
 from _support import TRIVIAL_SERVER, CountingHandler, emulator_process, saturate
 
 
-def _api(calls: int) -> dict[str, Any]:
+def _api(calls: int, rounds: int) -> dict[str, Any]:
     parent = "projects/bench/locations/us-central1/queues/q"
     trivial = subprocess.Popen(
         [sys.executable, "-c", TRIVIAL_SERVER, json.dumps({"kind": "aio"})], stdout=subprocess.PIPE, text=True
     )
     try:
         assert trivial.stdout is not None
-        port = int(trivial.stdout.readline())
-        floor = asyncio.run(saturate(f"127.0.0.1:{port}", parent, calls, warm_up=calls))
+        floor_address = f"127.0.0.1:{int(trivial.stdout.readline())}"
+        with emulator_process() as (grpc_address, _):
+            from cloudtasks_kit import CloudTasks
+            from cloudtasks_kit.transports.grpc import GrpcTransport
+
+            kit = CloudTasks("bench", "us-central1", transport=GrpcTransport(emulator_host=grpc_address))
+            kit.queue("q").create()
+            kit.queue("q").pause()
+            kit.close()
+            # Both servers up; rounds alternate which goes first, and the ratio is the median of each
+            # round's: a slow spell of the shared machine lands on both sides of a round.
+            floors: list[float] = []
+            ours: list[float] = []
+            for round_number in range(rounds):
+                pair = [(floor_address, floors), (grpc_address, ours)]
+                for address, rates in pair if round_number % 2 == 0 else reversed(pair):
+                    rates.append(asyncio.run(saturate(address, parent, calls, warm_up=1000)))
     finally:
         trivial.terminate()
         trivial.wait(10)
-    with emulator_process() as (grpc_address, _):
-        from cloudtasks_kit import CloudTasks
-        from cloudtasks_kit.transports.grpc import GrpcTransport
-
-        kit = CloudTasks("bench", "us-central1", transport=GrpcTransport(emulator_host=grpc_address))
-        kit.queue("q").create()
-        kit.queue("q").pause()
-        kit.close()
-        ours = asyncio.run(saturate(grpc_address, parent, calls, warm_up=calls))
+    ratio = statistics.median(mine / floor for mine, floor in zip(ours, floors, strict=True))
     return {
         "benchmark": "emulator: CreateTask throughput, 64 in flight, vs a trivial grpc.aio server",
-        "kit": f"{ours:,.0f} creates/s",
-        "official": f"{floor:,.0f} creates/s (trivial server)",
-        "ratio": ours / floor,
+        "kit": f"{statistics.median(ours):,.0f} creates/s (rounds: {', '.join(f'{r:,.0f}' for r in ours)})",
+        "official": f"{statistics.median(floors):,.0f} creates/s (trivial server; rounds: "
+        + ", ".join(f"{r:,.0f}" for r in floors)
+        + ")",
+        "ratio": ratio,
         "target": ">= 0.95",
-        "ok": ours / floor >= 0.95,
+        "ok": ratio >= 0.95,
     }
 
 
@@ -106,4 +117,4 @@ def _delivery(count: int, concurrency: int = 20) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    return [_api(2000 if quick else 10000), _delivery(2000 if quick else 6000)]
+    return [_api(2000, 3) if quick else _api(4000, 7), _delivery(2000 if quick else 6000)]
