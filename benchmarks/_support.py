@@ -80,6 +80,7 @@ class Pair(NamedTuple):
     a: float
     b: float
     ratio: float
+    ratios: list[float]
 
 
 def interleaved(a: Callable[[], Any], b: Callable[[], Any], *, calls: int, rounds: int) -> Pair:
@@ -94,7 +95,7 @@ def interleaved(a: Callable[[], Any], b: Callable[[], Any], *, calls: int, round
         for fn, times in pair if round_number % 2 == 0 else reversed(pair):
             times.append(per_call(fn, calls))
     ratios = [x / y for x, y in zip(times_a, times_b, strict=True)]
-    return Pair(statistics.median(times_a), statistics.median(times_b), statistics.median(ratios))
+    return Pair(statistics.median(times_a), statistics.median(times_b), statistics.median(ratios), ratios)
 
 
 class AiohttpServer:

@@ -40,8 +40,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             through_the_kit()
             raw_client()
         calls, rounds = (300, 3) if quick else (1000, 7)
-        kit_time, raw_time, ratio = interleaved(through_the_kit, raw_client, calls=calls, rounds=rounds)
-        named_time, unnamed_time, named_ratio = interleaved(
+        kit_time, raw_time, ratio, _ = interleaved(through_the_kit, raw_client, calls=calls, rounds=rounds)
+        named_time, unnamed_time, named_ratio, _ = interleaved(
             named, through_the_kit, calls=calls, rounds=rounds
         )
         async_named, async_unnamed = _async_named_vs_unnamed(grpc_address, calls, rounds, counter)
