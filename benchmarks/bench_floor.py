@@ -4,7 +4,7 @@
   against a trivial grpc.aio server that only answers CreateTask, in the same kind of process, both up
   at once and measured in alternating rounds (the ratio is the median of the rounds' ratios);
 - delivery: tasks delivered to a local handler with 20 queues (limits not binding) against a plain
-  aiohttp client posting the same requests with the same concurrency.
+  aiohttp client posting the same requests with the same concurrency, in alternating rounds too.
 """
 
 from __future__ import annotations
@@ -60,13 +60,32 @@ def _api(calls: int, rounds: int) -> dict[str, Any]:
     }
 
 
-def _delivery(count: int, concurrency: int = 20) -> dict[str, Any]:
+def _delivery(count: int, rounds: int, concurrency: int = 20) -> dict[str, Any]:
     import aiohttp
 
     from cloudtasks_kit import CloudTasks, RateLimits
     from cloudtasks_kit.transports.grpc import GrpcTransport
 
+    body = b'{"i": 0}'
+
+    async def plain(url: str) -> float:
+        async with aiohttp.ClientSession() as session:
+            left = count
+
+            async def worker() -> None:
+                nonlocal left
+                while left > 0:
+                    left -= 1
+                    async with session.post(url, data=body) as response:
+                        await response.read()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return count / (time.perf_counter() - started)
+
     handler = CountingHandler()
+    ours: list[float] = []
+    floors: list[float] = []
     try:
         with emulator_process() as (grpc_address, _):
             client = CloudTasks("bench", "us-central1", transport=GrpcTransport(emulator_host=grpc_address))
@@ -75,46 +94,40 @@ def _delivery(count: int, concurrency: int = 20) -> dict[str, Any]:
                 queue.create(
                     rate_limits=RateLimits(max_dispatches_per_second=500, max_concurrent_dispatches=1)
                 )
-                queue.pause()
-                queue.create_tasks(
-                    [{"url": f"{handler.url}/d", "json": {"i": i}} for i in range(count // concurrency)]
-                )
-            started = time.perf_counter()
-            for queue in queues:
-                queue.resume()
-            handler.wait_for(count)
-            ours = count / (handler.arrivals[-1] - started)
-            client.close()
-        handler.arrivals.clear()
 
-        async def plain() -> float:
-            body = b'{"i": 0}'
-            async with aiohttp.ClientSession() as session:
-                left = count
-
-                async def worker() -> None:
-                    nonlocal left
-                    while left > 0:
-                        left -= 1
-                        async with session.post(f"{handler.url}/d", data=body) as response:
-                            await response.read()
-
+            def emulated() -> float:
+                for queue in queues:
+                    queue.pause()
+                    queue.create_tasks(
+                        [{"url": f"{handler.url}/d", "json": {"i": i}} for i in range(count // concurrency)]
+                    )
+                handler.arrivals.clear()
                 started = time.perf_counter()
-                await asyncio.gather(*(worker() for _ in range(concurrency)))
-                return count / (time.perf_counter() - started)
+                for queue in queues:
+                    queue.resume()
+                handler.wait_for(count)
+                return count / (handler.arrivals[-1] - started)
 
-        floor = asyncio.run(plain())
+            # Alternating rounds; the ratio is the median of the rounds' (see _api).
+            for round_number in range(rounds):
+                pair = [(emulated, ours), (lambda: asyncio.run(plain(f"{handler.url}/d")), floors)]
+                for measure, rates in pair if round_number % 2 == 0 else reversed(pair):
+                    rates.append(measure())
+            client.close()
     finally:
         handler.close()
+    ratio = statistics.median(mine / floor for mine, floor in zip(ours, floors, strict=True))
     return {
         "benchmark": f"emulator: delivery with {concurrency} queues (limits not binding) vs a plain aiohttp client",
-        "kit": f"{ours:,.0f} tasks/s",
-        "official": f"{floor:,.0f} requests/s (aiohttp, {concurrency} in flight)",
-        "ratio": ours / floor,
+        "kit": f"{statistics.median(ours):,.0f} tasks/s (rounds: {', '.join(f'{r:,.0f}' for r in ours)})",
+        "official": f"{statistics.median(floors):,.0f} requests/s (aiohttp, {concurrency} in flight)",
+        "ratio": ratio,
         "target": ">= 0.90",
-        "ok": ours / floor >= 0.90,
+        "ok": ratio >= 0.90,
     }
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    return [_api(2000, 3) if quick else _api(4000, 7), _delivery(2000 if quick else 6000)]
+    if quick:
+        return [_api(2000, 3), _delivery(2000, 3)]
+    return [_api(4000, 7), _delivery(4000, 5)]

@@ -76,14 +76,16 @@ def _serialize(message: Any) -> bytes:
 class GrpcServer:
     """The running server: :meth:`stop` it on the loop that started it."""
 
-    def __init__(self, server: grpc.Server) -> None:
+    def __init__(self, server: grpc.Server, threads: futures.ThreadPoolExecutor) -> None:
         self._server = server
+        self._threads = threads
 
     async def stop(self, grace: float) -> None:
         """Refuse new calls and wait up to ``grace`` seconds for running ones; the loop keeps serving the
-        hops of those calls meanwhile."""
+        hops of those calls meanwhile. Then the handler threads end (grpc leaves its pool running)."""
         stopped = self._server.stop(grace)
         await asyncio.get_running_loop().run_in_executor(None, stopped.wait)
+        self._threads.shutdown(wait=False)
 
 
 async def start_grpc_server(engine: Engine, host: str, port: int) -> tuple[GrpcServer, int]:
@@ -109,4 +111,4 @@ async def start_grpc_server(engine: Engine, host: str, port: int) -> tuple[GrpcS
         executor.shutdown(wait=False)
         raise OSError(f"cannot listen for gRPC on {host}:{port}")
     server.start()
-    return GrpcServer(server), bound
+    return GrpcServer(server, executor), bound
