@@ -8,6 +8,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ def _fake(queues: int, tasks: int) -> tuple[FakeTransport, Any]:
     for n in range(queues - 1):
         other = client.queue(f"other-{n}")
         other.create()
-        other.create_task(URL, delay=3600)
+        other.create_task(URL, delay=timedelta(hours=1))
     queue = client.queue("measured")
     queue.create()
     queue.create_tasks([{"url": URL, "delay": 86_400} for _ in range(tasks)])
@@ -186,7 +187,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     )
     creates = 1000 if quick else 3000
     # In the order 1, 1,000, 1,000, 1 and averaged: a busy spell on the (shared) machine hits both alike.
-    ones, thousands = [], []
+    ones: list[float] = []
+    thousands: list[float] = []
     for queues in (1, 1000, 1000, 1):
         (ones if queues == 1 else thousands).append(_emulator_cpu_per_create(queues, creates))
     one, thousand = sum(ones) / 2, sum(thousands) / 2
