@@ -35,12 +35,7 @@ class AppEngineRouting(KitModel):
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> AppEngineRouting:
-        for part in ("service", "version", "instance"):
-            value = getattr(self, part)
-            if value and not rules._ROUTING_PART.fullmatch(value):
-                raise ValidationError(
-                    f"routing.{part}", value, "may contain only letters, digits and '-' (1-63 chars)"
-                )
+        rules.check_app_engine_routing(self, "routing")
         return self
 
     def fill(self, msg: Any) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "check_app_engine_dispatch_deadline",
     "check_app_engine_headers",
     "check_app_engine_request",
+    "check_app_engine_routing",
     "check_aware",
     "check_built_task",
     "check_dispatch_deadline",
@@ -299,17 +300,9 @@ def check_app_engine_request(task: Any, *, now: float, limits: Limits = DEFAULT_
     ``app_engine_http_request``: relative URI, headers, method and body, schedule, deadline, retry, size."""
     request = task.app_engine_http_request
     check_relative_uri(request.relative_uri)
-    routing = request.app_engine_routing
-    for part in ("service", "version", "instance"):
-        value = getattr(routing, part)
-        if value and not _ROUTING_PART.fullmatch(value):
-            raise ValidationError(
-                f"app_engine_routing.{part}", value, "may contain only letters, digits and '-' (1-63 chars)"
-            )
+    check_app_engine_routing(request.app_engine_routing, "app_engine_routing")
     check_app_engine_headers(request.headers.items(), strict=strict, limits=limits)
-    method = METHOD_NAMES.get(request.http_method)
-    if method is None:
-        raise ValidationError("method", request.http_method, "is not a known HTTP method")
+    method = _method_name(request)
     if request.body and method not in APP_ENGINE_BODY_METHODS:
         raise ValidationError(
             "method",
@@ -320,7 +313,27 @@ def check_app_engine_request(task: Any, *, now: float, limits: Limits = DEFAULT_
     _check_schedule_retry_size(task, now=now, limits=limits, app_engine=True)
 
 
+def check_app_engine_routing(routing: Any, field: str) -> None:
+    """The ``service``, ``version`` and ``instance`` of an App Engine routing (a protobuf or the kit's
+    model): each empty (the default) or letters, digits and '-', 1-63 characters, starting with a letter
+    or digit. ``field`` names the routing in errors."""
+    for part in ("service", "version", "instance"):
+        value = getattr(routing, part)
+        if value and not _ROUTING_PART.fullmatch(value):
+            raise ValidationError(
+                f"{field}.{part}", value, "may contain only letters, digits and '-' (1-63 chars)"
+            )
+
+
 _ROUTING_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
+
+
+def _method_name(request: Any) -> str:
+    """The HTTP method of a raw target request, by name; an unknown number is refused."""
+    method = METHOD_NAMES.get(request.http_method)
+    if method is None:
+        raise ValidationError("method", request.http_method, "is not a known HTTP method")
+    return method
 
 
 def check_headers(
@@ -451,9 +464,7 @@ def check_built_task(
 
 def _check_method_and_rest(task: Any, *, now: float, limits: Limits) -> None:
     request = task.http_request
-    method = METHOD_NAMES.get(request.http_method)
-    if method is None:
-        raise ValidationError("method", request.http_method, "is not a known HTTP method")
+    method = _method_name(request)
     if method not in BODY_METHODS and request.body:  # reading the body copies it: only when it matters
         raise ValidationError(
             "method",
@@ -533,15 +544,7 @@ def check_queue_config(queue: Any) -> None:
     if queue.HasField("http_target"):
         check_http_target(queue.http_target)
     if queue.HasField("app_engine_routing_override"):
-        routing = queue.app_engine_routing_override
-        for part in ("service", "version", "instance"):
-            value = getattr(routing, part)
-            if value and not _ROUTING_PART.fullmatch(value):
-                raise ValidationError(
-                    f"app_engine_routing_override.{part}",
-                    value,
-                    "may contain only letters, digits and '-' (1-63 chars)",
-                )
+        check_app_engine_routing(queue.app_engine_routing_override, "app_engine_routing_override")
 
 
 def check_enum(value: int, known: Iterable[int], field: str) -> None:
