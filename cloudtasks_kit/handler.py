@@ -206,7 +206,7 @@ class TaskHandler:
         """Everything that needs no body: the method, the token, the X-CloudTasks-* headers, the route."""
         if method.upper() != "POST":
             return HandlerResponse.json(405, {"error": "task requests are POSTs"}, {"Allow": "POST"})
-        app_engine = self.trust_app_engine_headers and _has_header(headers, "x-appengine-queuename")
+        app_engine = self.trust_app_engine_headers and _header(headers, "x-appengine-queuename") is not None
         # On App Engine the platform strips X-AppEngine-* from outside requests, so their presence is the
         # proof of origin (trust_app_engine_headers); everything else authenticates with its token.
         token = None if app_engine else self._authenticate(headers, may_block)
@@ -233,7 +233,7 @@ class TaskHandler:
                 "refused a task request without X-AppEngine-QueueName: this worker runs App Engine tasks"
             )
             return HandlerResponse.json(401, {"error": "unauthenticated: not an App Engine task request"})
-        authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+        authorization = _header(headers, "authorization")
         try:
             return self.verifier.verify(authorization, may_block=may_block)
         except CertificatesUnavailable as exc:
@@ -507,5 +507,6 @@ def _run_coroutine(coroutine: Any, context: TaskContext) -> None:
         raise failure[0]
 
 
-def _has_header(headers: Mapping[str, str], lowered_name: str) -> bool:
-    return any(key.lower() == lowered_name for key in headers)
+def _header(headers: Mapping[str, str], lowered_name: str) -> str | None:
+    """The value of a header, its name matched case-insensitively (None when absent)."""
+    return next((value for key, value in headers.items() if key.lower() == lowered_name), None)
