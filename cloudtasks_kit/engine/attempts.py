@@ -300,14 +300,17 @@ def build_headers(
         if not rules.reserved_header(override.header.key):
             put(override.header.key, override.header.value)
     put("User-Agent", rules.USER_AGENT)
-    put("X-CloudTasks-QueueName", short_id(queue.name))
-    put("X-CloudTasks-TaskName", short_id(task.name))
-    put("X-CloudTasks-TaskRetryCount", str(retry_count))
-    put("X-CloudTasks-TaskExecutionCount", str(execution_count))
-    put("X-CloudTasks-TaskETA", f"{eta:.6f}")
-    if retry_count > 0:
-        put("X-CloudTasks-TaskPreviousResponse", str(previous_response or 0))
-        put("X-CloudTasks-TaskRetryReason", retry_reason or "")
+    for name, value in _attempt_headers(
+        "X-CloudTasks-",
+        task,
+        queue,
+        retry_count=retry_count,
+        execution_count=execution_count,
+        previous_response=previous_response,
+        retry_reason=retry_reason,
+        eta=eta,
+    ):
+        put(name, value)
     if authorization is not None:
         put("Authorization", authorization)
     return headers
@@ -359,15 +362,47 @@ def build_app_engine_headers(
         headers["Content-Type"] = "application/octet-stream"
     ua = rules.APP_ENGINE_USER_AGENT
     headers["User-Agent"] = f"{agent} {ua}" if agent and agent != ua else ua
-    headers["X-AppEngine-QueueName"] = short_id(queue.name)
-    headers["X-AppEngine-TaskName"] = short_id(task.name)
-    headers["X-AppEngine-TaskRetryCount"] = str(retry_count)
-    headers["X-AppEngine-TaskExecutionCount"] = str(execution_count)
-    headers["X-AppEngine-TaskETA"] = f"{eta:.6f}"
-    if retry_count > 0:
-        headers["X-AppEngine-TaskPreviousResponse"] = str(previous_response or 0)
-        headers["X-AppEngine-TaskRetryReason"] = retry_reason or ""
+    headers.update(
+        _attempt_headers(
+            "X-AppEngine-",
+            task,
+            queue,
+            retry_count=retry_count,
+            execution_count=execution_count,
+            previous_response=previous_response,
+            retry_reason=retry_reason,
+            eta=eta,
+        )
+    )
     return headers
+
+
+def _attempt_headers(
+    prefix: str,
+    task: Any,
+    queue: Any,
+    *,
+    retry_count: int,
+    execution_count: int,
+    previous_response: int | None,
+    retry_reason: str | None,
+    eta: float,
+) -> list[tuple[str, str]]:
+    """What the service says about the attempt, under ``prefix``: ``X-CloudTasks-`` for HTTP tasks,
+    ``X-AppEngine-`` for App Engine tasks, which carry the same facts under the other name."""
+    said = [
+        (f"{prefix}QueueName", short_id(queue.name)),
+        (f"{prefix}TaskName", short_id(task.name)),
+        (f"{prefix}TaskRetryCount", str(retry_count)),
+        (f"{prefix}TaskExecutionCount", str(execution_count)),
+        (f"{prefix}TaskETA", f"{eta:.6f}"),
+    ]
+    if retry_count > 0:
+        said += [
+            (f"{prefix}TaskPreviousResponse", str(previous_response or 0)),
+            (f"{prefix}TaskRetryReason", retry_reason or ""),
+        ]
+    return said
 
 
 def effective_auth(task: Any, queue: Any) -> tuple[str, Any] | None:
